@@ -1,0 +1,38 @@
+"""futhark-lab: compile Futhark from notebooks and measure it honestly against PyTorch and NumPy."""
+
+from __future__ import annotations
+
+from .errors import (BackendUnavailable, FutharkCompileError, FutharkError, FutharkLabError, FutharkNotFound,
+                     FutharkOutOfMemory)
+from .loader import compile
+
+__version__ = "0.1.0"
+
+__all__ = ["compile", "sweep", "compare", "report", "explore", "doctor", "FutharkError", "FutharkCompileError",
+           "FutharkNotFound", "FutharkOutOfMemory", "BackendUnavailable", "FutharkLabError", "__version__"]
+
+
+def __getattr__(name: str):
+    # heavier front doors load on first use, so `import futhark_lab` stays fast
+    if name == "sweep":
+        from .sweep import sweep
+        return sweep
+    if name == "compare":
+        from .sweep import compare
+        return compare
+    if name == "report":
+        from .report import report
+        return report
+    if name == "explore":
+        from .widgets import explore
+        return explore
+    if name == "doctor":
+        from .doctor import doctor
+        return doctor
+    raise AttributeError(f"module 'futhark_lab' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext futhark_lab` registers the %%futhark cell magic and %futhark_config line magic."""
+    from .magic import FutharkMagics
+    ipython.register_magics(FutharkMagics(ipython))

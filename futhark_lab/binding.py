@@ -1,0 +1,589 @@
+"""Load a built Futhark library and call its entry points, driven entirely by the manifest.
+
+The C declarations handed to cffi are generated from the manifest (names and types of every entry point and value
+operation) plus the documented, fixed context API; no header is parsed.  cffi's ABI mode needs no compiler at load
+time, so a library built on one machine loads on another with the same ABI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import io
+import json
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Callable
+
+import cffi
+import numpy as np
+
+from . import manifest as mf
+from .compiler import GPU_BACKENDS, Build
+from .errors import BackendUnavailable, FutharkError
+from .manifest import PRIMITIVES, ArrayType, EntryPoint, Manifest, OpaqueType
+from .values import (ConsumedError, FutharkArray, FutharkOpaque, FutharkValue, as_host_array,
+                     check_result_error, scalar_converter)
+
+_CONTEXT_API = """
+struct futhark_context_config;
+struct futhark_context;
+struct futhark_context_config *futhark_context_config_new(void);
+void futhark_context_config_free(struct futhark_context_config *cfg);
+void futhark_context_config_set_debugging(struct futhark_context_config *cfg, int flag);
+void futhark_context_config_set_profiling(struct futhark_context_config *cfg, int flag);
+void futhark_context_config_set_logging(struct futhark_context_config *cfg, int flag);
+int futhark_context_config_set_tuning_param(struct futhark_context_config *cfg, const char *name, size_t value);
+void futhark_context_config_set_cache_file(struct futhark_context_config *cfg, const char *fname);
+void futhark_context_config_set_device(struct futhark_context_config *cfg, const char *s);
+void futhark_context_config_set_platform(struct futhark_context_config *cfg, const char *s);
+void futhark_context_config_set_unified_memory(struct futhark_context_config *cfg, int flag);
+void futhark_context_config_set_num_threads(struct futhark_context_config *cfg, int n);
+void futhark_context_config_set_default_group_size(struct futhark_context_config *cfg, int size);
+void futhark_context_config_set_default_num_groups(struct futhark_context_config *cfg, int num);
+struct futhark_context *futhark_context_new(struct futhark_context_config *cfg);
+void futhark_context_free(struct futhark_context *ctx);
+int futhark_context_sync(struct futhark_context *ctx);
+char *futhark_context_get_error(struct futhark_context *ctx);
+char *futhark_context_report(struct futhark_context *ctx);
+int futhark_context_clear_caches(struct futhark_context *ctx);
+void futhark_context_pause_profiling(struct futhark_context *ctx);
+void futhark_context_unpause_profiling(struct futhark_context *ctx);
+int futhark_get_tuning_param_count(void);
+const char *futhark_get_tuning_param_name(int i);
+const char *futhark_get_tuning_param_class(int i);
+"""
+
+
+def _ctype(m: Manifest, tname: str) -> str:
+    if tname in PRIMITIVES:
+        return PRIMITIVES[tname][0]
+    return m.types[tname].ctype
+
+
+def generate_cdef(m: Manifest, raw_offset: bool) -> str:
+    """C declarations for cffi, from the manifest alone (and the documented per-type API shapes)."""
+    out = [_CONTEXT_API]
+    ctx = "struct futhark_context *ctx"
+    for t in m.types.values():
+        out.append(f"{t.struct};")
+    for t in m.types.values():
+        ops = t.ops
+        if isinstance(t, ArrayType):
+            el = PRIMITIVES[t.elemtype][0]
+            dims = ", ".join(f"int64_t dim{i}" for i in range(t.rank))
+            out.append(f"{t.ctype} {ops['new']}({ctx}, const {el} *data, {dims});")
+            out.append(f"int {ops['free']}({ctx}, {t.ctype} arr);")
+            out.append(f"int {ops['values']}({ctx}, {t.ctype} arr, {el} *data);")
+            out.append(f"const int64_t *{ops['shape']}({ctx}, {t.ctype} arr);")
+            new_raw, values_raw = raw_names(t)
+            off = "int64_t offset, " if raw_offset else ""
+            out.append(f"{t.ctype} {new_raw}({ctx}, void *data, {off}{dims});")
+            out.append(f"void *{values_raw}({ctx}, {t.ctype} arr);")
+            if "index" in ops:
+                idx = ", ".join(f"int64_t i{i}" for i in range(t.rank))
+                out.append(f"int {ops['index']}({ctx}, {el} *out, {t.ctype} arr, {idx});")
+        else:
+            out.append(f"int {ops['free']}({ctx}, {t.ctype} obj);")
+            if "store" in ops:
+                out.append(f"int {ops['store']}({ctx}, const {t.ctype} obj, void **p, size_t *n);")
+            if "restore" in ops:
+                out.append(f"{t.ctype} {ops['restore']}({ctx}, const void *p);")
+            if t.kind_detail == "record":
+                for f in t.fields:
+                    out.append(f"int {f.project}({ctx}, {_ctype(m, f.type)} *out, const {t.ctype} obj);")
+                if t.record_new:
+                    # the documented order of new's parameters is the manifest's field order
+                    params = ", ".join(
+                        (f"const {_ctype(m, f.type)} f{i}" if f.type not in PRIMITIVES else
+                         f"{_ctype(m, f.type)} f{i}") for i, f in enumerate(t.fields))
+                    out.append(f"int {t.record_new}({ctx}, {t.ctype} *out, {params});")
+    for e in m.entry_points.values():
+        outs = [f"{_ctype(m, o.type)} *out{i}" for i, o in enumerate(e.outputs)]
+        ins = [(f"const {_ctype(m, p.type)} in{i}" if p.type not in PRIMITIVES else f"{_ctype(m, p.type)} in{i}")
+               for i, p in enumerate(e.inputs)]
+        out.append(f"int {e.cfun}({', '.join([ctx] + outs + ins)});")
+    return "\n".join(dict.fromkeys(out))  # distinct types never share functions; drop exact repeats anyway
+
+
+def raw_names(t: ArrayType) -> tuple[str, str]:
+    """Names of the raw-pointer functions: from the manifest (>= 0.25.14) or by futhark's naming rule (older)."""
+    new_raw = t.ops.get("new_raw") or t.ops["new"].replace("futhark_new_", "futhark_new_raw_", 1)
+    values_raw = t.ops.get("values_raw") or t.ops["values"].replace("futhark_values_", "futhark_values_raw_", 1)
+    return new_raw, values_raw
+
+
+# --------------------------------------------------------------------------- loaded libraries (one per build)
+
+@dataclasses.dataclass
+class Library:
+    build: Build
+    manifest: Manifest
+    ffi: cffi.FFI
+    lib: Any
+    libc: Any
+    raw_offset: bool
+
+
+_libraries: dict[Path, Library] = {}
+_lib_lock = threading.Lock()
+
+
+def load_library(build: Build) -> Library:
+    with _lib_lock:
+        if build.library in _libraries:
+            return _libraries[build.library]
+        m = mf.load(build.manifest)
+        raw_offset = build.futhark.version < (0, 25, 14)
+        ffi = cffi.FFI()
+        ffi.cdef(generate_cdef(m, raw_offset) + "\nvoid free(void *p);")
+        lib = ffi.dlopen(str(build.library))
+        libc = ffi.dlopen(None)
+        library = Library(build, m, ffi, lib, libc, raw_offset)
+        _libraries[build.library] = library
+        return library
+
+
+def _symbol(lib: Any, name: str) -> Any | None:
+    try:
+        return getattr(lib, name)
+    except (AttributeError, NotImplementedError):
+        return None
+
+
+# --------------------------------------------------------------------------- context
+
+@dataclasses.dataclass
+class ContextOptions:
+    """How to create a context.  ``unified_memory`` defaults to off so CUDA arrays are plain device memory."""
+
+    device: str | None = None
+    platform: str | None = None
+    unified_memory: bool = False
+    profiling: bool = False
+    logging: bool = False
+    debugging: bool = False
+    tuning: dict[str, int] = dataclasses.field(default_factory=dict)
+    cache_file: str | None = None
+    num_threads: int | None = None
+    probe: bool = True
+
+    def as_json(self) -> str:
+        d = dataclasses.asdict(self)
+        d.pop("probe")
+        return json.dumps(d, sort_keys=True)
+
+
+class Context:
+    """One futhark_context; owns every value made in it and frees them before itself."""
+
+    def __init__(self, library: Library, options: ContextOptions):
+        self.library = library
+        self.ffi = library.ffi
+        self.lib = library.lib
+        self.backend = library.manifest.backend
+        self.options = options
+        self.handle = None
+        self._values: weakref.WeakSet[FutharkValue] = weakref.WeakSet()
+        self._lock = threading.RLock()
+        self._cfg = self._make_config(options)
+        self.handle = self.lib.futhark_context_new(self._cfg)
+        err = self._take_error()
+        if err is not None:
+            self.lib.futhark_context_free(self.handle)
+            self.handle = None
+            self.lib.futhark_context_config_free(self._cfg)
+            self._cfg = None
+            raise FutharkError(f"creating the {self.backend} context failed: {err}")
+        self.has_raw = all(
+            _symbol(self.lib, raw_names(t)[0]) is not None for t in library.manifest.types.values()
+            if isinstance(t, ArrayType))
+        self._finalizer = weakref.finalize(self, Context._release, self.lib, self.handle, self._cfg, self._values)
+
+    def _make_config(self, o: ContextOptions):
+        lib = self.lib
+        cfg = lib.futhark_context_config_new()
+        if o.profiling:
+            lib.futhark_context_config_set_profiling(cfg, 1)
+        if o.logging:
+            lib.futhark_context_config_set_logging(cfg, 1)
+        if o.debugging:
+            lib.futhark_context_config_set_debugging(cfg, 1)
+        for name, value in o.tuning.items():
+            if lib.futhark_context_config_set_tuning_param(cfg, name.encode(), int(value)) != 0:
+                known = self.tuning_parameters()
+                lib.futhark_context_config_free(cfg)
+                raise ValueError(f"unknown tuning parameter {name!r}; this program has: {', '.join(known) or 'none'}")
+        setters = [("device", o.device, "futhark_context_config_set_device"),
+                   ("platform", o.platform, "futhark_context_config_set_platform"),
+                   ("cache_file", o.cache_file, "futhark_context_config_set_cache_file")]
+        for what, value, fname in setters:
+            if value is None:
+                continue
+            fn = _symbol(lib, fname)
+            if fn is None:
+                lib.futhark_context_config_free(cfg)
+                raise ValueError(f"the {self.backend} backend has no {what} option")
+            fn(cfg, str(value).encode())
+        if o.num_threads is not None:
+            fn = _symbol(lib, "futhark_context_config_set_num_threads")
+            if fn is None:
+                lib.futhark_context_config_free(cfg)
+                raise ValueError(f"num_threads applies to the multicore backend, not {self.backend}")
+            fn(cfg, int(o.num_threads))
+        um = _symbol(lib, "futhark_context_config_set_unified_memory")
+        if um is not None and self.backend in ("cuda", "hip"):
+            um(cfg, 1 if o.unified_memory else 0)
+        return cfg
+
+    def tuning_parameters(self) -> list[str]:
+        lib = self.lib
+        return [self.ffi.string(lib.futhark_get_tuning_param_name(i)).decode()
+                for i in range(lib.futhark_get_tuning_param_count())]
+
+    @staticmethod
+    def _release(lib, handle, cfg, values) -> None:
+        for v in list(values):
+            try:
+                v.free()
+            except Exception:
+                pass
+        if handle is not None:
+            lib.futhark_context_sync(handle)
+            lib.futhark_context_free(handle)
+        if cfg is not None:
+            lib.futhark_context_config_free(cfg)
+
+    # -- lifetime
+    @property
+    def alive(self) -> bool:
+        return self.handle is not None
+
+    def close(self) -> None:
+        if self.handle is None:
+            return
+        self._finalizer()
+        self.handle = None
+        self._cfg = None
+
+    def _track(self, value: FutharkValue) -> None:
+        self._values.add(value)
+
+    def _free_value(self, free_fn: str, ptr) -> None:
+        getattr(self.lib, free_fn)(self.handle, ptr)
+
+    # -- errors and sync
+    def _take_error(self) -> str | None:
+        p = self.lib.futhark_context_get_error(self.handle)
+        if p == self.ffi.NULL:
+            return None
+        try:
+            return self.ffi.string(p).decode(errors="replace")
+        finally:
+            self.library.libc.free(p)
+
+    def check(self, code: int, what: str) -> None:
+        if code != 0:
+            raise check_result_error(code, self._take_error(), what)
+
+    def sync(self) -> None:
+        if self.handle is None:
+            raise ValueError("the Futhark context has been closed")
+        self.check(self.lib.futhark_context_sync(self.handle), "synchronisation")
+
+    def report(self) -> str:
+        p = self.lib.futhark_context_report(self.handle)
+        if p == self.ffi.NULL:
+            return ""
+        try:
+            return self.ffi.string(p).decode(errors="replace")
+        finally:
+            self.library.libc.free(p)
+
+    def clear_caches(self) -> None:
+        self.check(self.lib.futhark_context_clear_caches(self.handle), "clear_caches")
+
+    # -- values
+    def new_array(self, t: ArrayType, host: np.ndarray) -> FutharkArray:
+        ctype = PRIMITIVES[t.elemtype][0]
+        buf = self.ffi.from_buffer(ctype + "[]", host)
+        ptr = getattr(self.lib, t.ops["new"])(self.handle, buf, *host.shape)
+        if ptr == self.ffi.NULL:
+            raise check_result_error(1, self._take_error(), f"allocating a {t.name} array of shape {host.shape}")
+        return FutharkArray(self, ptr, t)
+
+    def new_raw_array(self, t: ArrayType, address: int, shape: tuple[int, ...], keepalive: Any) -> FutharkArray:
+        fn = _symbol(self.lib, raw_names(t)[0])
+        if fn is None:
+            raise NotImplementedError("this futhark version has no raw-pointer array API")
+        args = (0,) if self.library.raw_offset else ()
+        ptr = fn(self.handle, self.ffi.cast("void *", address), *args, *shape)
+        if ptr == self.ffi.NULL:
+            raise check_result_error(1, self._take_error(), f"wrapping device memory as {t.name}")
+        return FutharkArray(self, ptr, t, keepalive=keepalive)
+
+    def raw_pointer(self, arr: FutharkArray) -> int:
+        fn = _symbol(self.lib, raw_names(arr._type)[1])
+        if fn is None:
+            raise NotImplementedError("this futhark version has no raw-pointer array API (futhark >= 0.25.14)")
+        return int(self.ffi.cast("uintptr_t", fn(self.handle, arr._handle())))
+
+    def project(self, obj: FutharkOpaque, field: mf.Field) -> Any:
+        m = self.library.manifest
+        out = self.ffi.new(_ctype(m, field.type) + " *")
+        self.check(getattr(self.lib, field.project)(self.handle, out, obj._handle()), f"projecting {field.name}")
+        return self.wrap(field.type, out[0])
+
+    def store(self, obj: FutharkOpaque) -> bytes:
+        p = self.ffi.new("void **")
+        n = self.ffi.new("size_t *")
+        self.check(getattr(self.lib, obj._type.ops["store"])(self.handle, obj._handle(), p, n), "store")
+        self.sync()
+        try:
+            return bytes(self.ffi.buffer(p[0], n[0]))
+        finally:
+            self.library.libc.free(p[0])
+
+    def restore(self, type_name: str, data: bytes) -> FutharkOpaque:
+        t = self.library.manifest.types[type_name]
+        ptr = getattr(self.lib, t.ops["restore"])(self.handle, self.ffi.from_buffer(data))
+        if ptr == self.ffi.NULL:
+            raise check_result_error(1, self._take_error(), f"restoring a {type_name}")
+        return FutharkOpaque(self, ptr, t)
+
+    def wrap(self, tname: str, cvalue: Any) -> Any:
+        """A C result as a Python value: scalars become Python/NumPy scalars, the rest stay in the context."""
+        if tname in PRIMITIVES:
+            if tname == "f16":
+                return np.uint16(cvalue).view(np.float16)
+            return PRIMITIVES[tname][1].type(cvalue)
+        t = self.library.manifest.types[tname]
+        if isinstance(t, ArrayType):
+            return FutharkArray(self, cvalue, t)
+        return FutharkOpaque(self, cvalue, t)
+
+
+# --------------------------------------------------------------------------- entry points
+
+class EntryFunction:
+    """A callable entry point.  Arguments: NumPy arrays / scalars, or values of this module (no copy)."""
+
+    def __init__(self, module: "FutharkModule", entry: EntryPoint):
+        self._module = module
+        self.entry = entry
+        self.__name__ = entry.name
+        self.__qualname__ = entry.name
+        m = module.manifest
+        self._ctypes_out = [_ctype(m, o.type) + " *" for o in entry.outputs]
+        self._convs = [self._converter(p) for p in entry.inputs]
+        self._unique = [i for i, p in enumerate(entry.inputs) if p.unique]
+        self.__doc__ = self._docstring()
+        self.__signature__ = inspect.Signature(
+            [inspect.Parameter(p.name if p.name.isidentifier() else f"in{i}", inspect.Parameter.POSITIONAL_ONLY)
+             for i, p in enumerate(entry.inputs)])
+
+    def _docstring(self) -> str:
+        e = self.entry
+        lines = [e.signature(), ""]
+        if e.doc:
+            lines += [e.doc.strip(), ""]
+        lines.append(f"Backend: {self._module.backend}.  Arrays come back as FutharkArray (device-resident; "
+                     ".numpy() copies to the host).")
+        return "\n".join(lines)
+
+    def _converter(self, p: mf.Param) -> Callable[[Any, list], Any]:
+        ename = self.entry.name
+        module = self._module
+        if p.type in PRIMITIVES:
+            conv = scalar_converter(ename, p.name, p.type)
+            return lambda v, temps: conv(v)
+        t = module.manifest.types[p.type]
+        ctx = module.context
+
+        if isinstance(t, OpaqueType):
+            def conv_opaque(v, temps):
+                if isinstance(v, FutharkOpaque) and v._type is t:
+                    if v._ctx is not ctx:
+                        raise ValueError(f"{ename}(): parameter {p.name!r}: value belongs to another module/context")
+                    return v._handle()
+                raise TypeError(f"{ename}(): parameter {p.name!r} expects an opaque {p.type} value made by this "
+                                f"module, got {type(v).__name__}")
+            return conv_opaque
+
+        backend = module.backend
+
+        def conv_array(v, temps):
+            if isinstance(v, FutharkArray):
+                if v._ctx is not ctx:
+                    if v._ctx.backend == ctx.backend and v._type.name == t.name:
+                        raise ValueError(f"{ename}(): parameter {p.name!r}: this array belongs to another module's "
+                                         "context; pass .numpy() to copy it")
+                    raise ValueError(f"{ename}(): parameter {p.name!r}: array of another context "
+                                     f"({v._ctx.backend}); pass .numpy() to copy it")
+                if v._type is not t:
+                    raise TypeError(f"{ename}(): parameter {p.name!r} expects {t.name}, got a Futhark {v._type.name}")
+                return v._handle()
+            if backend == "cuda" and hasattr(v, "__cuda_array_interface__") and not isinstance(v, np.ndarray):
+                arr = module.from_device(v, t, param=p.name)
+                temps.append(arr)
+                return arr._ptr
+            host = as_host_array(ename, p.name, t, v)
+            arr = ctx.new_array(t, host)
+            temps.append(arr)
+            temps.append(host)
+            return arr._ptr
+        return conv_array
+
+    def __call__(self, *args: Any) -> Any:
+        e = self.entry
+        if len(args) != len(self._convs):
+            raise TypeError(f"{e.name}() takes {len(self._convs)} argument(s) "
+                            f"({', '.join(p.name for p in e.inputs)}), {len(args)} given")
+        ctx = self._module.context
+        if not ctx.alive:
+            raise ValueError(f"{e.name}(): the module's context has been closed")
+        temps: list = []
+        try:
+            cargs = [conv(a, temps) for conv, a in zip(self._convs, args)]
+            ffi = ctx.ffi
+            outs = [ffi.new(ct) for ct in self._ctypes_out]
+            with ctx._lock:
+                code = getattr(ctx.lib, e.cfun)(ctx.handle, *outs, *cargs)
+                for i in self._unique:
+                    if isinstance(args[i], FutharkValue):
+                        args[i]._consumed = True
+                if code != 0:
+                    raise check_result_error(code, ctx._take_error(), f"entry point {e.name}")
+                ctx.sync()
+        finally:
+            for t in temps:
+                if isinstance(t, FutharkValue):
+                    t.free()
+        results = [ctx.wrap(o.type, out[0]) for o, out in zip(e.outputs, outs)]
+        if e.tuple_output:
+            tup = results[0]
+            try:
+                return tup.unpack()
+            finally:
+                tup.free()
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def __repr__(self) -> str:
+        return f"<futhark entry point {self.entry.signature()} [{self._module.backend}]>"
+
+
+class FutharkModule:
+    """A compiled Futhark program with one live context.  Entry points are attributes; use as a context manager
+    (or call ``close()``) to free the context deterministically."""
+
+    def __init__(self, build: Build, options: ContextOptions | None = None):
+        self.build = build
+        self.backend = build.backend
+        self.options = options or ContextOptions()
+        if self.backend in GPU_BACKENDS and self.options.probe:
+            from .probe import probe_context
+            probe_context(build, self.options)
+        self.library = load_library(build)
+        self.manifest = self.library.manifest
+        self.context = Context(self.library, self.options)
+        self.entry_points: dict[str, EntryFunction] = {}
+        for name, e in self.manifest.entry_points.items():
+            fn = EntryFunction(self, e)
+            self.entry_points[name] = fn
+            if name.isidentifier() and not hasattr(type(self), name):
+                setattr(self, name, fn)
+
+    def __getitem__(self, name: str) -> EntryFunction:
+        return self.entry_points[name]
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self.entry_points))
+
+    # -- data movement
+    def array(self, data: Any, futhark_type: str | None = None) -> FutharkArray:
+        """Put data into this context (host→device on GPUs) once, to pass to entry points without re-copying."""
+        if isinstance(data, FutharkArray) and data._ctx is self.context:
+            return data
+        candidates = [t for t in self.manifest.types.values() if isinstance(t, ArrayType)]
+        if futhark_type is not None:
+            candidates = [t for t in candidates if t.name == futhark_type]
+        if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
+            cai = data.__cuda_array_interface__
+            dt, rank = np.dtype(cai["typestr"]), len(cai["shape"])
+        else:
+            data = np.asarray(data)
+            dt, rank = data.dtype, data.ndim
+        match = [t for t in candidates if t.rank == rank and t.dtype == dt]
+        if not match:
+            have = ", ".join(sorted(t.name for t in candidates)) or "none"
+            raise TypeError(f"this program has no array type of rank {rank} and dtype {dt} "
+                            f"(its array types: {have})")
+        t = match[0]
+        if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
+            return self.from_device(data, t)
+        return self.context.new_array(t, np.ascontiguousarray(data))
+
+    def from_device(self, obj: Any, t: ArrayType, param: str = "array") -> FutharkArray:
+        """Wrap a CUDA array (PyTorch/CuPy/PyCUDA, via ``__cuda_array_interface__``) without copying."""
+        if self.backend != "cuda":
+            raise TypeError(f"device arrays can only be passed to the cuda backend, not {self.backend}")
+        cai = obj.__cuda_array_interface__
+        shape = tuple(cai["shape"])
+        dt = np.dtype(cai["typestr"])
+        if dt != t.dtype or len(shape) != t.rank:
+            raise TypeError(f"{param}: expects a rank-{t.rank} {t.dtype} array, got rank-{len(shape)} {dt}")
+        strides = cai.get("strides")
+        if strides is not None and tuple(strides) != _c_strides(shape, dt.itemsize):
+            raise TypeError(f"{param}: device array is not C-contiguous; call .contiguous() first")
+        if self.context.has_raw:
+            return self.context.new_raw_array(t, cai["data"][0], shape, keepalive=obj)
+        import warnings
+        warnings.warn("this futhark version has no raw-pointer API: copying the device array through the host",
+                      stacklevel=3)
+        return self.context.new_array(t, np.ascontiguousarray(_to_host(obj)))
+
+    def restore(self, type_name: str, data: bytes) -> FutharkOpaque:
+        return self.context.restore(type_name, data)
+
+    # -- context
+    def sync(self) -> None:
+        self.context.sync()
+
+    def report(self):
+        """The runtime's profiling report (enable with ``profiling=True``) as a pandas DataFrame."""
+        from .profiling import report_frame
+        return report_frame(self.context.report())
+
+    def tuning_parameters(self) -> list[str]:
+        return self.context.tuning_parameters()
+
+    def close(self) -> None:
+        self.context.close()
+
+    def __enter__(self) -> "FutharkModule":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        names = ", ".join(self.entry_points)
+        return f"<FutharkModule {self.build.source_name} [{self.backend}, futhark {self.build.futhark.version_str}]" \
+               f" entry points: {names}>"
+
+
+def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    strides, acc = [], itemsize
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
+def _to_host(obj: Any) -> np.ndarray:
+    if hasattr(obj, "cpu"):
+        return obj.cpu().numpy()
+    if hasattr(obj, "get"):
+        return obj.get()
+    raise TypeError(f"cannot copy a {type(obj).__name__} to the host")

@@ -1,0 +1,443 @@
+"""Finding futhark, running it, compiling its C, and the content-addressed build cache.
+
+Like Cython's ``%%cython``: the cache key hashes everything that changes the built artefact (source and imported
+files, backend, options, compiler versions, C flags), every build gets a module name derived from that hash, and a
+build is moved into place atomically so concurrent compilations of the same program both succeed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import uuid
+from pathlib import Path
+
+from .errors import BackendUnavailable, FutharkCompileError, FutharkNotFound
+
+#: Backends whose output is a C library bound through the manifest.
+C_BACKENDS = ("c", "multicore", "opencl", "cuda", "hip", "ispc")
+#: Backends whose output is a generated Python module.
+PY_BACKENDS = ("python", "pyopencl")
+ALL_BACKENDS = C_BACKENDS + PY_BACKENDS
+GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
+
+#: Bump when the binding or build recipe changes in a way that invalidates cached builds.
+BUILD_FORMAT = 3
+
+#: Minimum compiler we support, and features that need newer ones.
+MIN_FUTHARK = (0, 25, 0)
+FEATURE_VERSIONS = {
+    "raw pointer API in the manifest (new_raw/values_raw; zero-copy with PyTorch/CuPy)": (0, 25, 14),
+    "CUDA 13 headers without the cuCtxCreate shim": (0, 25, 34),
+    "single opaque `output` in the manifest (tuples as opaque records)": (0, 26, 1),
+}
+
+INSTALL_HINT = (
+    "Install the futhark compiler and put it on PATH (or set $FUTHARK to its path): "
+    "`nix develop` in this repository gives a shell with it, or download a release from "
+    "https://futhark-lang.org/releases/ (futhark-<version>-linux-x86_64.tar.xz, then `make install`). "
+    "See environment.md."
+)
+
+
+# --------------------------------------------------------------------------- the compiler itself
+
+@dataclasses.dataclass(frozen=True)
+class FutharkCompiler:
+    path: str
+    version: tuple[int, int, int]
+    version_text: str
+
+    @property
+    def version_str(self) -> str:
+        return ".".join(map(str, self.version))
+
+    def supports(self, feature_version: tuple[int, int, int]) -> bool:
+        return self.version >= feature_version
+
+
+def find_futhark() -> FutharkCompiler:
+    """Locate futhark ($FUTHARK, then PATH) and read its version; raise FutharkNotFound with the fix."""
+    explicit = os.environ.get("FUTHARK")
+    path = shutil.which(explicit) if explicit else shutil.which("futhark")
+    if not path:
+        where = f"$FUTHARK={explicit!r} is not an executable" if explicit else "no `futhark` on PATH"
+        raise FutharkNotFound(f"futhark compiler not found ({where}). {INSTALL_HINT}")
+    st = os.stat(path)
+    return _read_version(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_version(path: str, _mtime: int, _size: int) -> FutharkCompiler:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        raise FutharkNotFound(f"could not run {path}: {exc}. {INSTALL_HINT}") from exc
+    text = (out.stdout + out.stderr).strip()
+    m = re.search(r"Futhark (\d+)\.(\d+)\.(\d+)", text)
+    if not m:
+        raise FutharkNotFound(f"{path} --version printed no Futhark version: {text[:200]!r}. {INSTALL_HINT}")
+    version = tuple(int(g) for g in m.groups())
+    return FutharkCompiler(path, version, text.splitlines()[0])  # type: ignore[arg-type]
+
+
+def futhark_available() -> bool:
+    try:
+        find_futhark()
+        return True
+    except FutharkNotFound:
+        return False
+
+
+# --------------------------------------------------------------------------- C toolchain per backend
+
+def _cuda_home() -> Path | None:
+    for cand in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda", "/usr"):
+        if cand and (Path(cand) / "include" / "cuda.h").exists():
+            return Path(cand)
+    return None
+
+
+def _nvrtc_include_dirs() -> list[str]:
+    """nvrtc.h from the toolkit, or from PyPI's nvidia-cuda-nvrtc wheels where the toolkit lacks it."""
+    dirs = []
+    home = _cuda_home()
+    if home and (home / "include" / "nvrtc.h").exists():
+        return [str(home / "include")]
+    for sp in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *sys.path}:
+        base = Path(sp) / "nvidia"
+        if base.is_dir():
+            dirs += sorted(str(p.parent) for p in base.glob("*/include/nvrtc.h"))
+    return dirs
+
+
+def _cuda_version_from_header(home: Path) -> int:
+    try:
+        m = re.search(r"#define CUDA_VERSION (\d+)", (home / "include" / "cuda.h").read_text(errors="replace"))
+        return int(m.group(1)) if m else 0
+    except OSError:
+        return 0
+
+
+CUDA13_SHIM = """\
+/* futhark-lab: futhark < 0.25.34 calls the 3-argument cuCtxCreate, which CUDA 13's cuda.h maps to
+   cuCtxCreate_v4 (4 arguments).  The driver still exports cuCtxCreate_v2 with the old signature. */
+#include <cuda.h>
+#undef cuCtxCreate
+CUresult CUDAAPI cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev);
+#define cuCtxCreate cuCtxCreate_v2
+"""
+
+
+def c_compiler() -> list[str]:
+    return (os.environ.get("CC") or "cc").split()
+
+
+@functools.lru_cache(maxsize=4)
+def c_compiler_identity(cc: tuple[str, ...]) -> str:
+    try:
+        out = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=30)
+        return out.stdout.splitlines()[0] if out.stdout else "unknown"
+    except OSError:
+        return "missing"
+
+
+def c_flags(backend: str, futhark: FutharkCompiler, build_dir: Path) -> tuple[list[str], list[str]]:
+    """(compile flags, link flags) for a backend's generated C."""
+    cflags = ["-O3", "-std=c99", "-fPIC", "-Wno-unused", "-Wno-unused-parameter"]
+    libs = ["-lm"]
+    if backend in ("multicore", "ispc"):
+        cflags.append("-pthread")
+        libs.append("-pthread")
+    elif backend == "opencl":
+        libs.append("-lOpenCL")
+        for inc in ("/usr/include", "/usr/local/include"):
+            if Path(inc, "CL", "cl.h").exists():
+                break
+        else:
+            # Khronos headers from pyopencl-free setups; the loader itself is libOpenCL.so.1
+            pass
+    elif backend == "cuda":
+        home = _cuda_home()
+        if home:
+            cflags.append(f"-I{home / 'include'}")
+            for lib in ("lib64", "lib", "lib64/stubs", "lib/stubs"):
+                if (home / lib).is_dir():
+                    libs.append(f"-L{home / lib}")
+        cflags += [f"-I{d}" for d in _nvrtc_include_dirs()]
+        libs += ["-lcuda", "-lnvrtc"]
+        if home and _cuda_version_from_header(home) >= 13000 and futhark.version < (0, 25, 34):
+            shim = build_dir / "futhark_lab_cuda13_shim.h"
+            shim.write_text(CUDA13_SHIM)
+            cflags += ["-include", str(shim)]
+    elif backend == "hip":
+        libs += ["-lamdhip64", "-lhiprtc"]
+        cflags.append("-D__HIP_PLATFORM_AMD__")
+    return cflags, libs
+
+
+# --------------------------------------------------------------------------- sources and the cache key
+
+_IMPORT_RE = re.compile(r'^\s*(?:open\s+)?import\s+"([^"]+)"', re.MULTILINE)
+
+
+def imported_files(source: str, base_dir: Path, _seen: set[Path] | None = None) -> list[Path]:
+    """Files reached through ``import "x"`` (relative to the importing file), recursively, for the cache key."""
+    seen = _seen if _seen is not None else set()
+    found: list[Path] = []
+    for rel in _IMPORT_RE.findall(source):
+        path = (base_dir / (rel if rel.endswith(".fut") else rel + ".fut")).resolve()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        found.append(path)
+        found += imported_files(path.read_text(errors="replace"), path.parent, seen)
+    return found
+
+
+def cache_root() -> Path:
+    root = os.environ.get("FUTHARK_LAB_CACHE")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "futhark-lab"
+
+
+@dataclasses.dataclass
+class Build:
+    """A finished build in the cache: everything needed to load the program."""
+
+    directory: Path
+    backend: str
+    module_name: str
+    futhark: FutharkCompiler
+    source_name: str
+    cache_hit: bool
+    log: str
+
+    @property
+    def library(self) -> Path:
+        return self.directory / f"{self.module_name}.so"
+
+    @property
+    def manifest(self) -> Path:
+        return self.directory / f"{self.module_name}.json"
+
+    @property
+    def header(self) -> Path:
+        return self.directory / f"{self.module_name}.h"
+
+    @property
+    def python_module(self) -> Path:
+        return self.directory / f"{self.module_name}.py"
+
+    @property
+    def c_source(self) -> Path:
+        return self.directory / f"{self.module_name}.c"
+
+
+def _read_source(source: str | os.PathLike) -> tuple[str, Path | None]:
+    """Source text and, if it came from a file, that file's path."""
+    if isinstance(source, os.PathLike) or (
+        isinstance(source, str) and "\n" not in source and source.endswith(".fut") and len(source) < 4096
+    ):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"no Futhark source file at {path}")
+        return path.read_text(), path.resolve()
+    if not isinstance(source, str):
+        raise TypeError(f"source must be Futhark text or a path to a .fut file, not {type(source).__name__}")
+    return source, None
+
+
+def _validate_options(options: list[str]) -> list[str]:
+    """Compiler options go into an argument vector, never a shell; reject what could not be an option."""
+    clean = []
+    for opt in options:
+        if not isinstance(opt, str) or not opt.startswith("-") or "\x00" in opt or "\n" in opt:
+            raise ValueError(f"invalid futhark compiler option {opt!r}: options must be strings starting with '-'")
+        if opt in ("-o", "--library") or opt.startswith("-o"):
+            raise ValueError(f"option {opt!r} is managed by futhark-lab and cannot be passed through")
+        clean.append(opt)
+    return clean
+
+
+def cache_key(
+    source: str,
+    base_dir: Path,
+    backend: str,
+    options: list[str],
+    futhark: FutharkCompiler,
+    cc: list[str],
+    extra: str = "",
+) -> str:
+    h = hashlib.sha256()
+    parts = [
+        f"format={BUILD_FORMAT}",
+        f"backend={backend}",
+        f"options={json.dumps(options)}",
+        f"futhark={futhark.version_text}",
+        f"cc={' '.join(cc)}|{c_compiler_identity(tuple(cc))}",
+        f"cflags_env={os.environ.get('CFLAGS', '')}",
+        f"extra={extra}",
+    ]
+    for p in parts:
+        h.update(p.encode() + b"\0")
+    h.update(source.encode() + b"\0")
+    for f in imported_files(source, base_dir):
+        h.update(str(f).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- compiling
+
+def _run(cmd: list[str], cwd: Path, log: list[str], verbose: bool) -> subprocess.CompletedProcess:
+    log.append("$ " + " ".join(cmd))
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if out.stdout:
+        log.append(out.stdout.rstrip())
+    if out.stderr:
+        log.append(out.stderr.rstrip())
+    if verbose:
+        print("\n".join(log[-3:]), file=sys.stderr)
+    return out
+
+
+def _map_paths(text: str, real: str, shown: str) -> str:
+    return text.replace(real, shown)
+
+
+def compile_program(
+    source: str | os.PathLike,
+    backend: str = "c",
+    *,
+    options: list[str] | tuple[str, ...] = (),
+    force: bool = False,
+    base_dir: str | os.PathLike | None = None,
+    source_name: str | None = None,
+    verbose: bool = False,
+    link: bool = True,
+) -> Build:
+    """Compile ``source`` for ``backend`` into the build cache and return the Build (a cache hit if unchanged).
+
+    ``base_dir`` is where relative ``import``s resolve for source text (default: the current directory).
+    ``link=False`` stops after compiling the generated C to an object file (to check generated code on a machine
+    without the backend's runtime libraries).
+    """
+    if backend not in ALL_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)}")
+    futhark = find_futhark()
+    text, path = _read_source(source)
+    options = _validate_options(list(options))
+    if path is not None:
+        base = path.parent
+        shown = source_name or str(source)
+    else:
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        shown = source_name or "<futhark source>"
+    cc = c_compiler()
+    key = cache_key(text, base, backend, options, futhark, cc, extra=f"link={link}")
+    module_name = f"_futhark_lab_{backend}_{key[:20]}"
+    root = cache_root()
+    final = root / module_name
+    if final.is_dir() and (final / "BUILD_OK").exists() and not force:
+        log = (final / "build.log").read_text() if (final / "build.log").exists() else ""
+        return Build(final, backend, module_name, futhark, shown, True, log)
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{module_name}-", dir=root))
+    log: list[str] = []
+    try:
+        # The program file must sit where its relative imports resolve: its own directory for a file, base_dir
+        # for text that imports something, else the private build directory.
+        needs_base = path is None and _IMPORT_RE.search(text) is not None
+        if path is not None:
+            fut_file, cleanup = path, None
+        elif needs_base:
+            fut_file = base / f".futhark_lab_{key[:12]}_{uuid.uuid4().hex[:6]}.fut"
+            fut_file.write_text(text)
+            cleanup = fut_file
+        else:
+            fut_file = tmp / "program.fut"
+            fut_file.write_text(text)
+            cleanup = None
+        try:
+            out_base = tmp / module_name
+            cmd = [futhark.path, backend, "--library", *options, "-o", str(out_base), str(fut_file)]
+            res = _run(cmd, fut_file.parent, log, verbose)
+        finally:
+            if cleanup is not None:
+                cleanup.unlink(missing_ok=True)
+        if res.returncode != 0:
+            msg = _map_paths((res.stderr or res.stdout).strip(), str(fut_file), shown)
+            msg = _map_paths(msg, os.path.relpath(fut_file, fut_file.parent), shown)
+            raise FutharkCompileError(msg, command=cmd, stage="futhark")
+        if backend in C_BACKENDS:
+            _compile_c(backend, futhark, tmp, module_name, log, verbose, link)
+        (tmp / "build.log").write_text("\n".join(log))
+        (tmp / "BUILD_OK").write_text(json.dumps({"backend": backend, "futhark": futhark.version_text,
+                                                   "source": shown, "options": options}))
+        if force and final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.rename(tmp, final)  # atomic on one filesystem
+        except OSError:
+            # another process finished the same build first: theirs is identical, keep it
+            if not (final / "BUILD_OK").exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+        return Build(final, backend, module_name, futhark, shown, False, "\n".join(log))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, log: list[str], verbose: bool,
+               link: bool) -> None:
+    cc = c_compiler()
+    if shutil.which(cc[0]) is None:
+        raise BackendUnavailable(backend, f"no C compiler ({cc[0]}) on PATH",
+                                 "install gcc (apt-get install build-essential) or set $CC")
+    cflags, libs = c_flags(backend, futhark, build)
+    cflags += os.environ.get("CFLAGS", "").split()
+    src = build / f"{name}.c"
+    if link:
+        cmd = [*cc, *cflags, "-shared", "-o", str(build / f"{name}.so"), str(src), *libs]
+    else:
+        cmd = [*cc, *cflags, "-c", "-o", str(build / f"{name}.o"), str(src)]
+    res = _run(cmd, build, log, verbose)
+    if res.returncode != 0:
+        err = res.stderr.strip()
+        missing = re.findall(r"cannot find -l(\S+)", err)
+        if missing:
+            raise BackendUnavailable(
+                backend, f"the linker cannot find lib{missing[0]} (needed by the {backend} backend)",
+                _LIB_FIXES.get(missing[0], "install the backend's runtime library; see environment.md"))
+        header = re.search(r"fatal error: (\S+\.h): No such file", err)
+        if header:
+            raise BackendUnavailable(
+                backend, f"the C compiler cannot find {header.group(1)}",
+                _HEADER_FIXES.get(header.group(1), "install the backend's development headers; see environment.md"))
+        raise FutharkCompileError(f"C compilation of the {backend} backend's code failed:\n{err[-4000:]}",
+                                  command=cmd, stage="cc")
+
+
+_LIB_FIXES = {
+    "OpenCL": "apt-get install ocl-icd-opencl-dev (the ICD loader) plus a platform such as pocl-opencl-icd",
+    "cuda": "libcuda comes with the NVIDIA driver; this machine has no NVIDIA driver (use backend='c' or 'multicore')",
+    "nvrtc": "install the CUDA toolkit's NVRTC (or `pip install nvidia-cuda-nvrtc`) and add its lib dir to LIBRARY_PATH",
+}
+_HEADER_FIXES = {
+    "CL/cl.h": "apt-get install opencl-headers ocl-icd-opencl-dev",
+    "cuda.h": "install the CUDA toolkit or set $CUDA_HOME",
+    "nvrtc.h": "install the CUDA toolkit's NVRTC headers, or `pip install nvidia-cuda-nvrtc` into this environment",
+}

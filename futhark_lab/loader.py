@@ -1,0 +1,53 @@
+"""``futhark_lab.compile``: source text or a .fut path in, a live module with callable entry points out."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .binding import ContextOptions, FutharkModule
+from .compiler import ALL_BACKENDS, PY_BACKENDS, compile_program
+from .pyloader import PyFutharkModule
+
+
+def compile(
+    source: str | os.PathLike,
+    backend: str = "c",
+    *,
+    name: str | None = None,
+    options: list[str] | tuple[str, ...] = (),
+    force: bool = False,
+    base_dir: str | os.PathLike | None = None,
+    verbose: bool = False,
+    device: str | None = None,
+    platform: str | None = None,
+    unified_memory: bool = False,
+    profiling: bool = False,
+    logging: bool = False,
+    tuning: dict[str, int] | None = None,
+    cache_file: str | None = None,
+    num_threads: int | None = None,
+    probe: bool = True,
+) -> Any:
+    """Compile a Futhark program for ``backend`` and load it.
+
+    ``source`` is Futhark text or a path to a .fut file.  ``backend`` is one of c, multicore, opencl, cuda, hip,
+    ispc, python, pyopencl, or ``"auto"`` (the best backend that works here, chosen by ``doctor``).  Unchanged
+    programs come from the build cache.  Context options: ``device`` (name substring or ``"#k"``), ``platform``
+    (OpenCL), ``unified_memory`` (CUDA/HIP; off by default so arrays are plain device memory), ``profiling`` (see
+    ``module.report()``), ``tuning`` parameters, a kernel ``cache_file`` for GPU backends, ``num_threads``
+    (multicore).  Returns a module whose attributes are the entry points.
+    """
+    if backend == "auto":
+        from .doctor import best_backend
+        backend = best_backend(verbose=True)
+    if backend not in ALL_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} or 'auto'")
+    build = compile_program(source, backend, options=options, force=force, base_dir=base_dir,
+                            source_name=name, verbose=verbose)
+    ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
+                              logging=logging, tuning=dict(tuning or {}), cache_file=cache_file,
+                              num_threads=num_threads, probe=probe)
+    if backend in PY_BACKENDS:
+        return PyFutharkModule(build, ctx_opts)
+    return FutharkModule(build, ctx_opts)

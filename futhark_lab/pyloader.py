@@ -1,0 +1,267 @@
+"""The ``python`` and ``pyopencl`` backends: the compiler's generated Python module, imported from the build cache
+and presented with the same interface as the C backends (entry-point callables, ``.numpy()`` results, lossless input
+checks, FutharkError for runtime failures)."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+
+from .compiler import Build
+from .errors import FutharkError
+from .manifest import PRIMITIVES, ArrayType
+from .values import as_host_array, scalar_converter
+
+_modules: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def import_generated(build: Build):
+    """Import the generated .py once per build (the module name is the build's content hash)."""
+    with _lock:
+        mod = _modules.get(build.module_name)
+        if mod is None:
+            spec = importlib.util.spec_from_file_location(build.module_name, build.python_module)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[build.module_name] = mod
+            spec.loader.exec_module(mod)
+            _modules[build.module_name] = mod
+        return mod
+
+
+class PyArray:
+    """An array result of a python/pyopencl module: host memory (python) or an OpenCL buffer (pyopencl)."""
+
+    __slots__ = ("data", "_ctx", "__weakref__")
+
+    def __init__(self, data: Any, ctx: "PyContext"):
+        self.data = data
+        self._ctx = ctx
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def numpy(self) -> np.ndarray:
+        if isinstance(self.data, np.ndarray):
+            return self.data.copy()
+        return self.data.get()
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self.numpy()
+        return arr.astype(dtype, copy=False) if dtype is not None else arr
+
+    def free(self) -> None:
+        self.data = None
+
+    def __repr__(self) -> str:
+        return f"<PyArray {self.dtype}{list(self.shape)} on {self._ctx.backend}>"
+
+
+def _parse_type(t: str) -> tuple[bool, int, str]:
+    unique = t.startswith("*")
+    t = t.lstrip("*")
+    rank = t.count("[]")
+    return unique, rank, t.replace("[]", "")
+
+
+class PyContext:
+    """An instance of the generated class: its constructor creates the OpenCL context (pyopencl)."""
+
+    def __init__(self, build: Build, instance: Any):
+        self.build = build
+        self.backend = build.backend
+        self.instance = instance
+
+    @classmethod
+    def create(cls, build: Build, opts: dict) -> "PyContext":
+        mod = import_generated(build)
+        klass = next(v for k, v in vars(mod).items()
+                     if inspect.isclass(v) and hasattr(v, "entry_points") and v.__module__ == mod.__name__)
+        kwargs: dict[str, Any] = {}
+        if build.backend == "pyopencl":
+            if opts.get("platform") is not None:
+                kwargs["platform_pref"] = opts["platform"]
+            if opts.get("device") is not None:
+                kwargs["device_pref"] = opts["device"]
+            if opts.get("tuning"):
+                kwargs["sizes"] = dict(opts["tuning"])
+        try:
+            instance = klass(**kwargs)
+        except Exception as exc:
+            raise FutharkError(f"creating the {build.backend} context failed: {type(exc).__name__}: {exc}") from exc
+        return cls(build, instance)
+
+    @property
+    def alive(self) -> bool:
+        return self.instance is not None
+
+    def sync(self) -> None:
+        q = getattr(self.instance, "queue", None)
+        if q is not None:
+            q.finish()
+
+    def device_name(self) -> str:
+        q = getattr(self.instance, "queue", None)
+        return q.device.name.strip() if q is not None else "host (Python)"
+
+    def platform_name(self) -> str:
+        q = getattr(self.instance, "queue", None)
+        return q.device.platform.name.strip() if q is not None else ""
+
+
+class PyEntryFunction:
+    def __init__(self, module: "PyFutharkModule", name: str, pyname: str, ins: list[str], outs: list[str]):
+        self._module = module
+        self.name = self.__name__ = self.__qualname__ = name
+        self._method = getattr(module.context.instance, pyname)
+        self._in_types = ins
+        self._out_types = outs
+        self._convs = [self._converter(i, t) for i, t in enumerate(ins)]
+        sig = " ".join(f"(in{i}: {t})" for i, t in enumerate(ins))
+        self.signature_text = f"entry {name} {sig} : {', '.join(outs)}"
+        self.__doc__ = f"{self.signature_text}\n\nBackend: {module.backend} (generated Python module)."
+        self.__signature__ = inspect.Signature(
+            [inspect.Parameter(f"in{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(ins))])
+
+    def _converter(self, i: int, tstr: str):
+        _, rank, elem = _parse_type(tstr)
+        pname = f"in{i}"
+        if elem not in PRIMITIVES:
+            def opaque(v):
+                if isinstance(v, PyArray):
+                    return v.data
+                return v  # generated module checks its own opaque type
+            return opaque
+        if rank == 0:
+            conv = scalar_converter(self.name, pname, elem)
+            dtype = PRIMITIVES[elem][1]
+
+            def scalar(v):
+                c = conv(v)
+                if elem == "f16":
+                    return np.uint16(c).view(np.float16)
+                return dtype.type(c)
+            return scalar
+        t = ArrayType(tstr, "", rank, elem, {})
+        ctx = self._module.context
+
+        def array(v):
+            if isinstance(v, PyArray):
+                if v._ctx is not ctx:
+                    raise ValueError(f"{self.name}(): parameter {pname!r}: array of another module; pass .numpy()")
+                if v.dtype != t.dtype or v.ndim != rank:
+                    raise TypeError(f"{self.name}(): parameter {pname!r} expects {tstr}, got {v.dtype}{list(v.shape)}")
+                return v.data
+            if self._module.backend == "pyopencl" and type(v).__module__.startswith("pyopencl"):
+                return v
+            return as_host_array(self.name, pname, t, v)
+        return array
+
+    def __call__(self, *args):
+        if len(args) != len(self._convs):
+            raise TypeError(f"{self.name}() takes {len(self._convs)} argument(s), {len(args)} given")
+        ctx = self._module.context
+        if not ctx.alive:
+            raise ValueError(f"{self.name}(): the module has been closed")
+        conv = [c(a) for c, a in zip(self._convs, args)]
+        try:
+            res = self._method(*conv)
+            ctx.sync()
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+        except Exception as exc:
+            msg = str(exc)
+            raise FutharkError(_clean_message(msg)) from None
+        outs = res if len(self._out_types) > 1 else (res,)
+        wrapped = tuple(self._wrap(o) for o in outs)
+        return wrapped if len(wrapped) > 1 else wrapped[0]
+
+    def _wrap(self, v):
+        if isinstance(v, np.ndarray) and v.ndim > 0 or type(v).__module__.startswith("pyopencl"):
+            return PyArray(v, self._module.context)
+        if isinstance(v, np.ndarray):
+            return v[()]
+        return v
+
+    def __repr__(self) -> str:
+        return f"<futhark entry point {self.signature_text} [{self._module.backend}]>"
+
+
+def _clean_message(msg: str) -> str:
+    return re.sub(r"\s+$", "", msg)
+
+
+class PyFutharkModule:
+    """Same public face as binding.FutharkModule, for the generated-Python backends."""
+
+    def __init__(self, build: Build, options):
+        self.build = build
+        self.backend = build.backend
+        self.options = options
+        opts = {"platform": options.platform, "device": options.device, "tuning": options.tuning}
+        if self.backend == "pyopencl" and options.probe:
+            from .probe import probe_context
+            probe_context(build, options)
+        self.context = PyContext.create(build, opts)
+        self.entry_points: dict[str, PyEntryFunction] = {}
+        for name, (pyname, ins, outs) in type(self.context.instance).entry_points.items():
+            fn = PyEntryFunction(self, name, pyname, list(ins), list(outs))
+            self.entry_points[name] = fn
+            if name.isidentifier() and not hasattr(type(self), name):
+                setattr(self, name, fn)
+
+    def __getitem__(self, name: str) -> PyEntryFunction:
+        return self.entry_points[name]
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self.entry_points))
+
+    def array(self, data: Any, futhark_type: str | None = None) -> PyArray:
+        """Put data into this module's memory once (an OpenCL buffer on pyopencl)."""
+        data = np.ascontiguousarray(data)
+        if self.backend == "pyopencl":
+            import pyopencl.array as cla
+            return PyArray(cla.to_device(self.context.instance.queue, data), self.context)
+        return PyArray(data, self.context)
+
+    def sync(self) -> None:
+        self.context.sync()
+
+    def close(self) -> None:
+        self.context.instance = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<FutharkModule {self.build.source_name} [{self.backend}, futhark " \
+               f"{self.build.futhark.version_str}] entry points: {', '.join(self.entry_points)}>"
