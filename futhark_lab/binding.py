@@ -386,8 +386,9 @@ class EntryFunction:
     def _docstring(self) -> str:
         e = self.entry
         lines = [e.signature(), ""]
-        if e.doc:
-            lines += [e.doc.strip(), ""]
+        doc = e.doc or self._module.build.docs.get(e.name, "")
+        if doc:
+            lines += [doc.strip(), ""]
         lines.append(f"Backend: {self._module.backend}.  Arrays come back as FutharkArray (device-resident; "
                      ".numpy() copies to the host).")
         return "\n".join(lines)

@@ -204,6 +204,19 @@ def imported_files(source: str, base_dir: Path, _seen: set[Path] | None = None) 
     return found
 
 
+_DOC_RE = re.compile(r"((?:^[ \t]*-- \|.*\n)(?:^[ \t]*--(?! \|).*\n)*)^[ \t]*entry\s+([A-Za-z_][A-Za-z0-9_']*)",
+                     re.MULTILINE)
+
+
+def source_docs(source: str) -> dict[str, str]:
+    """Doc comments (``-- | ...``) of entry points, read from the source (manifests carry them only from 0.26)."""
+    docs = {}
+    for block, name in _DOC_RE.findall(source):
+        lines = [re.sub(r"^[ \t]*--\s?\|?\s?", "", ln) for ln in block.splitlines()]
+        docs[name] = "\n".join(lines).strip()
+    return docs
+
+
 def cache_root() -> Path:
     root = os.environ.get("FUTHARK_LAB_CACHE")
     if root:
@@ -223,6 +236,11 @@ class Build:
     source_name: str
     cache_hit: bool
     log: str
+
+    @property
+    def docs(self) -> dict[str, str]:
+        p = self.directory / "docs.json"
+        return json.loads(p.read_text()) if p.exists() else {}
 
     @property
     def library(self) -> Path:
@@ -384,6 +402,7 @@ def compile_program(
         if backend in C_BACKENDS:
             _compile_c(backend, futhark, tmp, module_name, log, verbose, link)
         (tmp / "build.log").write_text("\n".join(log))
+        (tmp / "docs.json").write_text(json.dumps(source_docs(text)))
         (tmp / "BUILD_OK").write_text(json.dumps({"backend": backend, "futhark": futhark.version_text,
                                                    "source": shown, "options": options}))
         if force and final.exists():

@@ -43,6 +43,8 @@ def compile(
         backend = best_backend(verbose=True)
     if backend not in ALL_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} or 'auto'")
+    if backend in ("opencl", "pyopencl") and platform is None:
+        platform = choose_opencl_platform(backend)
     build = compile_program(source, backend, options=options, force=force, base_dir=base_dir,
                             source_name=name, verbose=verbose)
     ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
@@ -51,3 +53,27 @@ def compile(
     if backend in PY_BACKENDS:
         return PyFutharkModule(build, ctx_opts)
     return FutharkModule(build, ctx_opts)
+
+
+def choose_opencl_platform(backend: str) -> str | None:
+    """Never a silent CPU: prefer a GPU platform over PoCL at index 0, and say which platform runs."""
+    import sys
+    import warnings
+
+    from .opencl_info import OpenCLUnavailable, platforms
+
+    try:
+        plats = platforms()
+    except OpenCLUnavailable:
+        return None  # the probe will explain
+    if not plats:
+        return None
+    gpu = next((p for p in plats if p.has_gpu), None)
+    if gpu is None:
+        warnings.warn(f"{backend}: no OpenCL GPU platform found; running on {plats[0].name!r} "
+                      f"({', '.join(d.name for d in plats[0].devices)}), which is a CPU", stacklevel=3)
+        return None
+    if gpu.index != 0:
+        print(f"futhark-lab: {backend}: OpenCL platform 0 is {plats[0].name!r}; using GPU platform {gpu.name!r} "
+              f"({gpu.devices[0].name}). Pass platform=... to choose another.", file=sys.stderr)
+    return gpu.name

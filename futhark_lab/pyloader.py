@@ -145,7 +145,9 @@ class PyEntryFunction:
         self._convs = [self._converter(i, t) for i, t in enumerate(ins)]
         sig = " ".join(f"(in{i}: {t})" for i, t in enumerate(ins))
         self.signature_text = f"entry {name} {sig} : {', '.join(outs)}"
-        self.__doc__ = f"{self.signature_text}\n\nBackend: {module.backend} (generated Python module)."
+        doc = module.build.docs.get(name, "")
+        self.__doc__ = f"{self.signature_text}\n\n{doc + chr(10) + chr(10) if doc else ''}" \
+                       f"Backend: {module.backend} (generated Python module)."
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(f"in{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(ins))])
 

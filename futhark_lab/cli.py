@@ -1,0 +1,251 @@
+"""The ``futhark-lab`` command: headless sweeps, reports, comparisons and the doctor.
+
+    futhark-lab doctor                         which backends work here, and why the others don't
+    futhark-lab run kernels/sum_squares.fut --backends c,multicore --sizes 1e3:1e7 --report out.html
+    futhark-lab demo                           the kernel suite on every working backend, with a report
+    futhark-lab report results/<run-id>        (re)write a run's HTML report
+    futhark-lab compare results/<a> results/<b>
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _suite():
+    """The kernel suite in kernels/suite.py (next to the package in a checkout)."""
+    path = ROOT / "kernels" / "suite.py"
+    if not path.exists():
+        raise SystemExit(f"error: the kernel suite is not at {path}; run from a checkout of futhark-lab")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import kernels.suite as suite
+    return suite
+
+
+def _parse_sizes(text: str | None) -> list[int] | None:
+    """'1e3:1e8' (decades), '1e3:1e8:2' (2 per decade), or '1000,5000,1e6'."""
+    if not text:
+        return None
+    from .sweep import sizes_between
+    if ":" in text:
+        parts = text.split(":")
+        try:
+            lo, hi = float(parts[0]), float(parts[1])
+            per = int(parts[2]) if len(parts) > 2 else 1
+        except ValueError:
+            raise SystemExit(f"error: --sizes {text!r}: expected LO:HI[:PER_DECADE], e.g. 1e3:1e8") from None
+        if not 0 < lo <= hi:
+            raise SystemExit(f"error: --sizes {text!r}: need 0 < LO <= HI")
+        return sizes_between(lo, hi, per)
+    try:
+        return [int(float(s)) for s in text.split(",") if s]
+    except ValueError:
+        raise SystemExit(f"error: --sizes {text!r}: expected numbers separated by commas") from None
+
+
+def _impls(backends: list[str], torch_devices: list[str], numpy: bool, copy: bool, kernel) -> list:
+    from .compiler import ALL_BACKENDS
+    from .sweep import futhark, numpy_impl, torch
+
+    impls = []
+    for b in backends:
+        if b not in ALL_BACKENDS:
+            raise SystemExit(f"error: unknown backend {b!r}; choose from {', '.join(ALL_BACKENDS)}")
+        impls.append(futhark(b))
+        if copy:
+            impls.append(futhark(b, resident=False))
+    for dev in torch_devices:
+        for variant in kernel.torch:
+            impls.append(torch(dev, None if variant == "default" else variant))
+    if numpy:
+        impls.append(numpy_impl())
+    return impls
+
+
+def _working_backends(candidates: tuple[str, ...], quiet: bool) -> list[str]:
+    from .doctor import check_backend
+
+    ok = []
+    for b in candidates:
+        s = check_backend(b)
+        if not quiet:
+            print(f"  {b:10} {'ok: ' + s.device if s.works else 'skipped: ' + s.cause}", file=sys.stderr)
+        if s.works:
+            ok.append(b)
+    return ok
+
+
+def _torch_devices(want: str | None) -> list[str]:
+    if want is not None:
+        return [d for d in want.split(",") if d]
+    try:
+        import torch
+    except ImportError:
+        return []
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def cmd_run(a) -> int:
+    from . import report as rep
+    from .sweep import sweep
+    from .timing import Policy
+
+    suite = _suite()
+    kernel = suite.for_source(a.source) if a.source.endswith(".fut") else suite.KERNELS.get(a.source)
+    if kernel is None:
+        raise SystemExit(f"error: {a.source} is not a kernel of the suite ({', '.join(suite.KERNELS)}); "
+                         "use the Python API (futhark_lab.sweep with a Kernel) for other programs")
+    backends = [b for b in a.backends.split(",") if b] if a.backends else _working_backends(
+        ("c", "multicore", "opencl", "cuda"), a.quiet)
+    impls = _impls(backends, _torch_devices(a.torch), not a.no_numpy, a.copy, kernel)
+    policy = Policy(max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time), max_noise=a.noise)
+    df = sweep(kernel, impls, sizes=_parse_sizes(a.sizes), dtypes=a.dtypes.split(",") if a.dtypes else None,
+               run_id=a.run_id, results=a.results, policy=policy, progress=not a.quiet)
+    _summary(df)
+    path = rep.report(df, a.report)
+    print(f"report: {path}\nresults: {Path(path).parent if a.report is None else df.attrs.get('run_id')}")
+    return 0 if df.get("correct", True).pipe(lambda s: (s != False).all()) else 1  # noqa: E712
+
+
+def cmd_demo(a) -> int:
+    from . import report as rep
+    from .sweep import new_run_id, sweep
+    from .timing import Policy
+
+    suite = _suite()
+    print("checking backends (futhark-lab doctor):", file=sys.stderr)
+    backends = _working_backends(("c", "multicore", "opencl", "cuda", "pyopencl"), False)
+    if not backends:
+        print("no futhark backend works here (see above); the demo measures NumPy and PyTorch only",
+              file=sys.stderr)
+    run_id = a.run_id or new_run_id("demo")
+    sizes_cap = int(float(a.max_size))
+    policy = Policy(max_time_s=a.max_time, min_time_s=min(0.1, a.max_time), max_noise=0.02)
+    frames = []
+    for name in (a.kernels.split(",") if a.kernels else suite.KERNELS):
+        kernel = suite.get(name)
+        # pyopencl's generated host code is slow at tiny sizes but fine as a demo of a working path
+        impls = _impls([b for b in backends], _torch_devices(None), True, False, kernel)
+        sizes = [n for n in kernel.sizes if n <= sizes_cap]
+        frames.append(sweep(kernel, impls, sizes=sizes, dtypes=kernel.dtypes[:1], run_id=run_id,
+                            results=a.results, policy=policy, rounds=2, progress=not a.quiet))
+    df = frames[-1]  # each sweep returns the whole run so far
+    _summary(df)
+    path = rep.report(df, a.report, title="futhark-lab demo: the kernel suite")
+    print(f"report: {path}")
+    return 0
+
+
+def _summary(df) -> None:
+    cols = [c for c in ("kernel", "impl", "size", "dtype", "time_s_median", "gbps", "correct", "error") if c in df]
+    if len(df):
+        import pandas as pd
+        with pd.option_context("display.width", 160, "display.max_rows", 60):
+            print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def cmd_report(a) -> int:
+    from . import report as rep
+    path = rep.report(a.run, a.out)
+    print(path)
+    return 0
+
+
+def cmd_compare(a) -> int:
+    from .sweep import compare
+    df = compare(a.run_a, a.run_b, alpha=a.alpha)
+    if a.json:
+        print(df.to_json(orient="records", indent=2))
+    else:
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(df) else "no shared points")
+    return 0
+
+
+def cmd_doctor(a) -> int:
+    from .compiler import ALL_BACKENDS
+    from .doctor import doctor, format_table
+
+    backends = a.backends.split(",") if a.backends else list(ALL_BACKENDS)
+    statuses = doctor(backends, as_frame=False)
+    if a.json:
+        print(json.dumps([{"backend": s.backend, "works": s.works, "on_gpu": s.on_gpu, "device": s.device,
+                           "cause": s.cause, "fix": s.fix, "checks": s.checks} for s in statuses], indent=2))
+    else:
+        print(format_table(statuses))
+        print("\nDetails and fixes: environment.md (troubleshooting).")
+    return 0 if any(s.works for s in statuses) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="futhark-lab", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="sweep one kernel of the suite over backends and sizes",
+                       description="Measure a kernel on Futhark backends, PyTorch and NumPy; write DataFrame rows "
+                                   "to results/<run-id>/points.jsonl and an HTML report.")
+    r.add_argument("source", help="a suite kernel's .fut file (e.g. kernels/sum_squares.fut) or its name")
+    r.add_argument("--backends", help="comma-separated futhark backends (default: those that work here)")
+    r.add_argument("--sizes", help="LO:HI[:PER_DECADE] (e.g. 1e3:1e8) or a comma list (default: the kernel's)")
+    r.add_argument("--dtypes", help="comma-separated dtypes, e.g. f32,f64 (default: the kernel's)")
+    r.add_argument("--torch", help="PyTorch devices, e.g. cpu,cuda (default: all available; '' for none)")
+    r.add_argument("--no-numpy", action="store_true", help="leave NumPy out")
+    r.add_argument("--copy", action="store_true",
+                   help="also time Futhark with inputs copied from NumPy on every call (the seeds' trap)")
+    r.add_argument("--report", help="HTML report path (default: results/<run-id>/report.html)")
+    r.add_argument("--run-id", help="resume or name a run (default: a new id)")
+    r.add_argument("--results", help="results directory (default: ./results)")
+    r.add_argument("--max-time", type=float, default=2.0, help="seconds per point at most (default 2)")
+    r.add_argument("--min-time", type=float, default=0.1, help="seconds per point at least (default 0.1)")
+    r.add_argument("--noise", type=float, default=0.01, help="stop when the median's 95%% CI is within this")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="the whole kernel suite on every working backend, with an HTML report")
+    d.add_argument("--report", help="HTML report path (default: results/<run-id>/report.html)")
+    d.add_argument("--kernels", help="comma-separated subset of the suite")
+    d.add_argument("--max-size", default="1e6", help="largest problem size (default 1e6)")
+    d.add_argument("--max-time", type=float, default=0.6, help="seconds per point at most (default 0.6)")
+    d.add_argument("--run-id")
+    d.add_argument("--results")
+    d.add_argument("-q", "--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser("report", help="write the HTML report of a finished run")
+    rp.add_argument("run", help="results/<run-id> directory or run id")
+    rp.add_argument("--out", help="HTML path (default: results/<run-id>/report.html)")
+    rp.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("compare", help="compare two runs point by point (Mann-Whitney U on raw samples)")
+    c.add_argument("run_a")
+    c.add_argument("run_b")
+    c.add_argument("--alpha", type=float, default=0.01)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
+
+    dr = sub.add_parser("doctor", help="which backends work here, and why the others don't")
+    dr.add_argument("--backends", help="comma-separated subset")
+    dr.add_argument("--json", action="store_true", help="machine-readable output")
+    dr.set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import FutharkLabError
+    try:
+        return args.func(args)
+    except FutharkLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Per-device ceilings for % of peak and the roofline: memory bandwidth from attributes (memory clock × bus width ×
+2, read through whichever CUDA API is present) and from a measured copy, and FLOP/s from attributes and a measured
+matrix multiply.  Cached per device, since measuring takes seconds."""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+# FP32 and FP64 FMA units per SM per clock by compute capability (NVIDIA architecture whitepapers).
+_UNITS_PER_SM = {(7, 0): (64, 32), (7, 5): (64, 2), (8, 0): (64, 32), (8, 6): (128, 2), (8, 7): (128, 2),
+                 (8, 9): (128, 2), (9, 0): (128, 64), (10, 0): (128, 64), (12, 0): (128, 2)}
+
+
+@dataclasses.dataclass
+class HardwareModel:
+    device: str
+    kind: str                                    # cpu | cuda
+    peak_bw_attr_gbps: float = math.nan
+    peak_bw_measured_gbps: float = math.nan
+    peak_gflops_attr: dict = dataclasses.field(default_factory=dict)      # dtype -> GFLOP/s
+    peak_gflops_measured: dict = dataclasses.field(default_factory=dict)
+    how: dict = dataclasses.field(default_factory=dict)
+
+    def percentages(self, gbps: float, gflops: float, dtype: str = "f32") -> dict:
+        key = dtype if dtype in ("f32", "f64") else "f32"
+        d = {"peak_bw_attr_gbps": self.peak_bw_attr_gbps, "peak_bw_measured_gbps": self.peak_bw_measured_gbps,
+             "peak_gflops_attr": self.peak_gflops_attr.get(key, math.nan),
+             "peak_gflops_measured": self.peak_gflops_measured.get(key, math.nan),
+             "pct_peak_attr": 100 * gbps / self.peak_bw_attr_gbps if self.peak_bw_attr_gbps > 0 else math.nan,
+             "pct_peak_measured": 100 * gbps / self.peak_bw_measured_gbps if self.peak_bw_measured_gbps > 0
+             else math.nan}
+        d["over_peak"] = bool((d["pct_peak_attr"] > 100) or (d["pct_peak_measured"] > 100))
+        return d
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _cache_path(kind: str, name: str) -> Path:
+    from .compiler import cache_root
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[:80]
+    return cache_root() / f"hardware-{kind}-{slug}.json"
+
+
+def hardware_model(kind: str = "cpu", *, refresh: bool = False) -> HardwareModel:
+    """The cached model for 'cpu' or 'cuda' (measured on first use)."""
+    name = _cpu_name() if kind == "cpu" else _cuda_name()
+    path = _cache_path(kind, name)
+    if path.exists() and not refresh:
+        return HardwareModel(**json.loads(path.read_text()))
+    model = measure_cpu() if kind == "cpu" else measure_cuda()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(model.to_json(), indent=2))
+    return model
+
+
+# --------------------------------------------------------------------------- CPU
+
+def _cpu_name() -> str:
+    from .env import cpu_model
+    return f"{cpu_model()} x{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
+
+
+def _best_time(fn, reps: int) -> float:
+    fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def measure_cpu(nbytes: int = 256 * 2**20) -> HardwareModel:
+    """STREAM-like copy (read + write bytes) and a BLAS matmul on the host."""
+    src = np.ones(nbytes // 8)
+    dst = np.empty_like(src)
+    t = _best_time(lambda: np.copyto(dst, src), 7)
+    bw = 2 * src.nbytes / t / 1e9
+    gf = {}
+    for dt, n in (("f64", 1024), ("f32", 1024)):
+        a = np.ones((n, n), dtype=np.float64 if dt == "f64" else np.float32)
+        tm = _best_time(lambda: a @ a, 5)
+        gf[dt] = 2 * n**3 / tm / 1e9
+    return HardwareModel(_cpu_name(), "cpu", math.nan, bw, {}, gf,
+                         {"bandwidth_measured": f"np.copyto of {nbytes >> 20} MiB, read+write bytes, median of 7",
+                          "flops_measured": "NumPy matmul 1024x1024, median of 5",
+                          "bandwidth_attr": "not available for CPUs without DMI access"})
+
+
+# --------------------------------------------------------------------------- CUDA
+
+def _cuda_name() -> str:
+    import torch
+    return torch.cuda.get_device_name()
+
+
+def cuda_attributes(device: int = 0) -> dict:
+    """Memory clock (kHz), bus width (bits), SM clock (kHz), SM count, compute capability from the driver API."""
+    lib = ctypes.CDLL("libcuda.so.1")
+    lib.cuInit(0)
+    dev = ctypes.c_int()
+    if lib.cuDeviceGet(ctypes.byref(dev), device) != 0:
+        raise RuntimeError("cuDeviceGet failed")
+    attrs = {"memory_clock_khz": 36, "bus_width_bits": 37, "clock_khz": 13, "sm_count": 16, "cc_major": 75,
+             "cc_minor": 76, "l2_bytes": 38}
+    out = {}
+    for key, code in attrs.items():
+        v = ctypes.c_int()
+        if lib.cuDeviceGetAttribute(ctypes.byref(v), code, dev) == 0:
+            out[key] = v.value
+    return out
+
+
+def measure_cuda(nbytes: int = 2 * 2**30) -> HardwareModel:
+    import torch
+
+    name = _cuda_name()
+    how = {}
+    peak_attr = math.nan
+    flops_attr = {}
+    try:
+        a = cuda_attributes(torch.cuda.current_device())
+        if a.get("memory_clock_khz") and a.get("bus_width_bits"):
+            peak_attr = a["memory_clock_khz"] * 1e3 * a["bus_width_bits"] / 8 * 2 / 1e9
+            how["bandwidth_attr"] = (f"driver API: memory clock {a['memory_clock_khz'] / 1e3:.0f} MHz x bus "
+                                     f"{a['bus_width_bits']} bit x 2 (DDR)")
+        units = _UNITS_PER_SM.get((a.get("cc_major"), a.get("cc_minor")))
+        if units and a.get("clock_khz") and a.get("sm_count"):
+            for dt, u in zip(("f32", "f64"), units):
+                flops_attr[dt] = a["sm_count"] * a["clock_khz"] * 1e3 * u * 2 / 1e9
+            how["flops_attr"] = (f"{a['sm_count']} SMs x {a['clock_khz'] / 1e3:.0f} MHz boost x FMA units per SM "
+                                 f"(f32 {units[0]}, f64 {units[1]}) x 2")
+        how["attributes"] = a
+    except OSError as exc:
+        how["bandwidth_attr"] = f"unavailable: {exc}"
+    src = torch.ones(nbytes // 8, dtype=torch.float64, device="cuda")
+    dst = torch.empty_like(src)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for i in range(25):
+        start.record()
+        dst.copy_(src)
+        end.record()
+        end.synchronize()
+        if i >= 5:
+            times.append(start.elapsed_time(end) / 1e3)
+    bw = 2 * src.numel() * 8 / float(np.median(times)) / 1e9
+    how["bandwidth_measured"] = f"device-to-device copy of {nbytes >> 20} MiB, read+write bytes, median of 20 " \
+                                "(CUDA events)"
+    del src, dst
+    gf = {}
+    prev = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        for dt, tdt in (("f32", torch.float32), ("f64", torch.float64)):
+            n = 8192
+            x = torch.ones((n, n), dtype=tdt, device="cuda")
+            ts = []
+            for i in range(6):
+                start.record()
+                x @ x
+                end.record()
+                end.synchronize()
+                if i:
+                    ts.append(start.elapsed_time(end) / 1e3)
+            gf[dt] = 2 * n**3 / float(np.median(ts)) / 1e9
+            del x
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
+    how["flops_measured"] = "torch.matmul 8192x8192 (TF32 off), median of 5"
+    torch.cuda.empty_cache()
+    return HardwareModel(name, "cuda", peak_attr, bw, flops_attr, gf, how)

@@ -1,0 +1,179 @@
+"""Figures from a run's DataFrame: throughput against size with labelled peak lines, a roofline, time against size
+with IQR error bars, and speedup against a baseline.  Each takes a DataFrame (fresh or loaded from results/) and
+returns a matplotlib Figure; points above 100% of a peak are marked as suspect (a measurement bug, not a result)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # Figures without pyplot: no global state, safe in threads and headless
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    if "time_s_median" not in df:
+        return df.iloc[0:0]
+    d = df[df["time_s_median"].notna()]
+    if "error" in d:
+        d = d[d["error"].isna()]
+    return d
+
+
+def _series(df: pd.DataFrame):
+    for (impl, dtype), g in df.groupby(["impl", "dtype"], sort=True):
+        yield f"{impl} [{dtype}]" if df["dtype"].nunique() > 1 else impl, g.sort_values("size")
+
+
+def _title(df: pd.DataFrame, what: str) -> str:
+    kernels = ", ".join(sorted(df["kernel"].unique())) if "kernel" in df and len(df) else ""
+    return f"{kernels}: {what}" if kernels else what
+
+
+def _peak_lines(ax, df: pd.DataFrame) -> None:
+    styles = {"peak_bw_attr_gbps": ("attribute peak", "--"), "peak_bw_measured_gbps": ("measured copy", ":")}
+    if "device" not in df:
+        return
+    for col, (label, ls) in styles.items():
+        if col not in df:
+            continue
+        for dev, v in df.groupby("device")[col].first().items():
+            if isinstance(v, (float, int)) and v > 0 and not math.isnan(v):
+                ax.axhline(v, color="gray", ls=ls, lw=1)
+                ax.annotate(f"{label} {dev}: {v:,.0f} GB/s", xy=(0.01, v), xycoords=("axes fraction", "data"),
+                            va="bottom", fontsize=7, color="dimgray")
+
+
+def _mark_suspect(ax, g: pd.DataFrame, y: str) -> bool:
+    if "over_peak" not in g:
+        return False
+    s = g[g["over_peak"].fillna(False).astype(bool)]
+    if len(s):
+        ax.scatter(s["size"], s[y], marker="x", s=80, color="red", zorder=5)
+        return True
+    return False
+
+
+def throughput(df: pd.DataFrame, *, ax=None) -> Figure:
+    """GB/s against problem size, one line per implementation, with the attribute and measured peaks."""
+    d = _ok(df)
+    fig, ax = _axes(ax)
+    suspect = False
+    for label, g in _series(d):
+        ax.plot(g["size"], g["gbps"], marker="o", label=label)
+        suspect |= _mark_suspect(ax, g, "gbps")
+    _peak_lines(ax, d)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("problem size (elements)")
+    ax.set_ylabel("throughput (GB/s of minimum memory traffic)")
+    ax.set_title(_title(d, "throughput against memory bandwidth"))
+    if suspect:
+        ax.scatter([], [], marker="x", color="red", label="> 100% of a peak: suspect")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def roofline(df: pd.DataFrame, *, ax=None) -> Figure:
+    """Arithmetic intensity (flop/byte) against GFLOP/s, with bandwidth and compute ceilings per device."""
+    d = _ok(df)
+    fig, ax = _axes(ax)
+    ai_all = d["intensity_flop_per_byte"] if len(d) else pd.Series([0.1, 10])
+    xs = np.logspace(math.log10(max(ai_all.min() / 4, 1e-3)), math.log10(max(ai_all.max() * 4, 10)), 200)
+    if "device" in d:
+        for dev, g in d.groupby("device"):
+            for kind, ls in (("measured", ":"), ("attr", "--")):
+                bw = g.get(f"peak_bw_{kind}_gbps", pd.Series(dtype=float)).dropna()
+                fl = g.get(f"peak_gflops_{kind}", pd.Series(dtype=float)).dropna()
+                if len(bw) and bw.iloc[0] > 0:
+                    roof = xs * bw.iloc[0]
+                    if len(fl) and fl.max() > 0:
+                        roof = np.minimum(roof, fl.max())
+                    ax.plot(xs, roof, ls=ls, color="gray", lw=1)
+                    ax.annotate(f"{dev} ({'attribute' if kind == 'attr' else 'measured'}): "
+                                f"{bw.iloc[0]:,.0f} GB/s" + (f", {fl.max():,.0f} GFLOP/s" if len(fl) else ""),
+                                xy=(xs[-1], roof[-1]), ha="right", va="bottom", fontsize=7, color="dimgray")
+    for label, g in _series(d):
+        ax.scatter(g["intensity_flop_per_byte"], g["gflops"], label=label, s=14 + 8 * np.log10(g["size"]))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (flop/byte)")
+    ax.set_ylabel("performance (GFLOP/s)")
+    ax.set_title(_title(d, "roofline"))
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def time_vs_size(df: pd.DataFrame, *, ax=None) -> Figure:
+    """Median time against size (log-log) with the interquartile range as error bars."""
+    d = _ok(df)
+    fig, ax = _axes(ax)
+    for label, g in _series(d):
+        err = np.vstack([g["time_s_median"] - g["time_s_q1"], g["time_s_q3"] - g["time_s_median"]])
+        ax.errorbar(g["size"], g["time_s_median"], yerr=err, marker="o", capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("problem size (elements)")
+    ax.set_ylabel("time per call (s), median with IQR")
+    ax.set_title(_title(d, "time against size"))
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def speedup(df: pd.DataFrame, baseline: str = "numpy", *, ax=None) -> Figure:
+    """Baseline time / implementation time against size (>1: faster than the baseline)."""
+    d = _ok(df)
+    fig, ax = _axes(ax)
+    base = d[d["impl"] == baseline].set_index(["kernel", "size", "dtype"])["time_s_median"]
+    if base.empty:
+        raise ValueError(f"no rows for baseline {baseline!r}; implementations: {', '.join(d['impl'].unique())}")
+    for label, g in _series(d[d["impl"] != baseline]):
+        b = base.reindex(list(zip(g["kernel"], g["size"], g["dtype"]))).to_numpy()
+        ax.plot(g["size"], b / g["time_s_median"].to_numpy(), marker="o", label=label)
+    ax.axhline(1.0, color="gray", lw=1, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("problem size (elements)")
+    ax.set_ylabel(f"speedup over {baseline} (×)")
+    ax.set_title(_title(d, f"speedup over {baseline}"))
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def breakdown(df: pd.DataFrame, size: int | None = None, *, ax=None) -> Figure:
+    """First call, host→device, compute and device→host per implementation at one size: the trap made visible."""
+    d = _ok(df)
+    if size is None and len(d):
+        size = int(d["size"].max())
+    d = d[d["size"] == size]
+    fig, ax = _axes(ax)
+    parts = [("first_call_s", "first call"), ("h2d_s", "host→device"), ("time_s_median", "compute"),
+             ("d2h_s", "device→host")]
+    labels = list(d["impl"])
+    x = np.arange(len(labels))
+    w = 0.2
+    for i, (col, name) in enumerate(parts):
+        vals = d[col].to_numpy(dtype=float) if col in d else np.full(len(d), np.nan)
+        ax.bar(x + (i - 1.5) * w, np.nan_to_num(vals, nan=0.0), w, label=name)
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("time (s)")
+    ax.set_title(_title(d, f"where the time goes at size {size:,}" if size else "where the time goes"))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=(7.5, 4.6), dpi=110)
+    return fig, fig.add_subplot(1, 1, 1)

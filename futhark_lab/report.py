@@ -1,0 +1,134 @@
+"""One self-contained HTML file per run: figures embedded as PNG data URIs, sortable tables, the environment, the
+method, and warnings (noisy points, >100% of a peak, failed correctness checks, errors).  No network needed."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+
+NOISY = 0.05
+COLUMNS = [("kernel", "kernel"), ("impl", "implementation"), ("backend", "backend"), ("device", "device"),
+           ("size", "size"), ("dtype", "dtype"), ("time_s_median", "median (s)"), ("time_s_iqr", "IQR (s)"),
+           ("n", "n"), ("rel_noise", "noise"), ("gbps", "GB/s"), ("gflops", "GFLOP/s"),
+           ("pct_peak_attr", "% attr peak"), ("pct_peak_measured", "% measured peak"), ("correct", "correct"),
+           ("error", "error")]
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return html.escape(str(v))
+
+
+def _table(df: pd.DataFrame, cols: list[tuple[str, str]]) -> str:
+    cols = [(c, h) for c, h in cols if c in df]
+    head = "".join(f'<th class="{"l" if df[c].dtype == object else ""}">{html.escape(h)}</th>' for c, h in cols)
+    body = []
+    for _, r in df.iterrows():
+        cls = "bad" if (r.get("correct") is False or isinstance(r.get("error"), str)) else \
+            ("sus" if bool(r.get("over_peak")) is True else "")
+        cells = "".join(f'<td class="{"l" if df[c].dtype == object else ""}" data-v="{_raw(r[c])}">{_fmt(r[c])}</td>'
+                        for c, _ in cols)
+        body.append(f'<tr class="{cls}">{cells}</tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _raw(v) -> str:
+    if isinstance(v, float) and not math.isnan(v):
+        return repr(v)
+    return html.escape("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def warnings_for(df: pd.DataFrame) -> list[str]:
+    out = []
+    if "error" in df:
+        for _, r in df[df["error"].notna()].iterrows():
+            out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,} failed: {r['error']}")
+    if "correct" in df:
+        for _, r in df[df["correct"] == False].iterrows():  # noqa: E712
+            out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,} ({r['dtype']}) gave a wrong answer "
+                       f"(max relative error {r.get('max_rel_err', float('nan')):.3g})")
+    if "over_peak" in df:
+        for _, r in df[df["over_peak"].fillna(False).astype(bool)].iterrows():
+            out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,}: {r['gbps']:,.0f} GB/s is above a peak "
+                       f"({r.get('pct_peak_attr', float('nan')):.0f}% of attribute, "
+                       f"{r.get('pct_peak_measured', float('nan')):.0f}% of measured) — a measurement bug "
+                       "(caches, a result not waited for, or miscounted bytes), not a result")
+    if "rel_noise" in df:
+        noisy = df[df["rel_noise"] > NOISY]
+        if len(noisy):
+            out.append(f"{len(noisy)} point(s) are noisy (95% CI of the median wider than ±{NOISY:.0%}): "
+                       + ", ".join(f"{r['impl']}@{r['size']:,}" for _, r in noisy.head(12).iterrows())
+                       + (" …" if len(noisy) > 12 else ""))
+    return out
+
+
+def figures_for(df: pd.DataFrame) -> list[tuple[str, object]]:
+    from . import plots
+
+    figs = []
+    ok = df[df["time_s_median"].notna()] if "time_s_median" in df else df.iloc[0:0]
+    for kernel, g in ok.groupby("kernel"):
+        figs.append((f"{kernel}: throughput", plots.throughput(g)))
+        figs.append((f"{kernel}: time", plots.time_vs_size(g)))
+        if "numpy" in set(g["impl"]):
+            figs.append((f"{kernel}: speedup over NumPy", plots.speedup(g, "numpy")))
+    if len(ok) and ok["kernel"].nunique() >= 1:
+        figs.append(("roofline", plots.roofline(ok[ok["size"] == ok.groupby("kernel")["size"].transform("max")])))
+        for kernel, g in ok.groupby("kernel"):
+            if "h2d_s" in g and g["h2d_s"].notna().any():
+                figs.append((f"{kernel}: where the time goes", plots.breakdown(g)))
+    return figs
+
+
+def _method(env: dict) -> dict:
+    from .timing import Policy
+    m = {**vars(Policy()), "rounds": 3, **(env.get("method") or {})}
+    return {k: m[k] for k in ("max_noise", "min_samples", "min_time_s", "max_time_s", "rounds")}
+
+
+def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | None = None) -> Path:
+    """Write the self-contained HTML report of a run (DataFrame, run id, or results/<run_id> path); return its path."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from .sweep import load_run, results_dir
+
+    df = run_or_df if isinstance(run_or_df, pd.DataFrame) else load_run(run_or_df)
+    run_id = df.attrs.get("run_id") or (df["run_id"].iloc[0] if "run_id" in df and len(df) else "unsaved")
+    env = df.attrs.get("environment") or {}
+    if path is None:
+        path = results_dir() / run_id / "report.html"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figs = [(name, _png(fig)) for name, fig in figures_for(df)]
+    bd_cols = [("kernel", "kernel"), ("impl", "implementation"), ("size", "size"), ("first_call_s", "first call (s)"),
+               ("h2d_s", "host→device (s)"), ("time_s_median", "compute (s)"), ("d2h_s", "device→host (s)")]
+    has_bd = "h2d_s" in df and df["h2d_s"].notna().any()
+    jenv = Environment(loader=PackageLoader("futhark_lab", "templates"), autoescape=select_autoescape(["html"]))
+    text = jenv.get_template("report.html.j2").render(
+        title=title or ", ".join(sorted(df["kernel"].unique())) if "kernel" in df and len(df) else "empty run",
+        run_id=run_id, env=env, n_points=len(df), warnings=warnings_for(df), figures=figs,
+        table=_table(df, COLUMNS), breakdown=_table(df, bd_cols) if has_bd else "",
+        env_json=json.dumps(env, indent=2, default=str), version=__version__, noisy=NOISY,
+        **_method(env))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
