@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=()
-  for p in python3-venv gcc pocl-opencl-icd ocl-icd-opencl-dev opencl-headers chromium; do
+  for p in python3-venv gcc pocl-opencl-icd ocl-icd-opencl-dev opencl-headers nix-bin chromium; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
   done
   if [ ${#need[@]} -gt 0 ]; then

@@ -1,0 +1,66 @@
+"""Plots and the self-contained HTML report, from a real (NumPy/PyTorch) sweep."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from futhark_lab import plots
+from futhark_lab import sweep as sw
+from futhark_lab.hardware import HardwareModel
+from futhark_lab.report import report, warnings_for
+from futhark_lab.timing import Policy
+
+from .conftest import ROOT
+
+QUICK = Policy(warmup_s=0.005, min_samples=6, min_time_s=0.01, max_time_s=0.1, max_noise=0.05)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    sys.path.insert(0, str(ROOT))
+    import kernels.suite as suite
+    # a hardware model with a deliberately tiny "peak" so that the >100% flag is exercised on real numbers
+    hw = {"cpu": HardwareModel("test cpu", "cpu", peak_bw_attr_gbps=1e9, peak_bw_measured_gbps=0.001,
+                               peak_gflops_measured={"f64": 10.0})}
+    impls = [sw.numpy_impl(), sw.custom("numpy-einsum", lambda x, y: np.einsum("i,i->", x, y))]
+    return sw.sweep(suite.get("dot"), impls, sizes=[1000, 100000], dtypes=["f64"],
+                    results=tmp_path_factory.mktemp("res"), policy=QUICK, progress=False, hardware=hw)
+
+
+def test_over_peak_points_are_flagged(run):
+    assert run["over_peak"].all()
+    assert any("above a peak" in w for w in warnings_for(run))
+
+
+@pytest.mark.parametrize("name, fn", [("throughput", plots.throughput), ("roofline", plots.roofline),
+                                      ("time", plots.time_vs_size), ("speedup", lambda d: plots.speedup(d, "numpy")),
+                                      ("breakdown", plots.breakdown)])
+def test_figures_have_units_and_legends(run, name, fn):
+    fig = fn(run)
+    ax = fig.axes[0]
+    assert re.search(r"\(.+\)", ax.get_ylabel()), f"{name}: y axis needs a unit: {ax.get_ylabel()!r}"
+    assert ax.get_xlabel() or name == "breakdown"
+    assert ax.get_legend() is not None
+    if name == "throughput":
+        texts = " ".join(t.get_text() for t in ax.texts)
+        assert "attribute peak" in texts and "measured copy" in texts
+        assert any(l.get_label().startswith("> 100%") for l in ax.collections)
+
+
+def test_speedup_needs_its_baseline(run):
+    with pytest.raises(ValueError, match="baseline"):
+        plots.speedup(run, "nonexistent")
+
+
+def test_report_is_self_contained(run, tmp_path):
+    path = report(run, tmp_path / "r.html")
+    text = path.read_text()
+    assert text.count("data:image/png;base64,") >= 4
+    assert not re.search(r"""(src|href)=["']https?://""", text), "no network needed to view the report"
+    assert "<table>" in text and "numpy-einsum" in text
+    assert "Environment" in text and "Method" in text and "above a peak" in text
