@@ -263,6 +263,14 @@ class Build:
         return self.directory / f"{self.module_name}.c"
 
 
+def load_build(directory: str | os.PathLike, module_name: str) -> Build:
+    """A finished build from its directory alone (no futhark needed): for child processes and other machines."""
+    d = Path(directory)
+    meta = json.loads((d / "BUILD_OK").read_text())
+    fut = FutharkCompiler("(recorded)", tuple(meta.get("futhark_version", (0, 0, 0))), meta.get("futhark", ""))
+    return Build(d, meta["backend"], module_name, fut, meta.get("source", module_name), True, "")
+
+
 def _read_source(source: str | os.PathLike) -> tuple[str, Path | None]:
     """Source text and, if it came from a file, that file's path."""
     if isinstance(source, os.PathLike) or (
@@ -353,7 +361,6 @@ def compile_program(
     """
     if backend not in ALL_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)}")
-    futhark = find_futhark()
     text, path = _read_source(source)
     options = _validate_options(list(options))
     if path is not None:
@@ -362,6 +369,16 @@ def compile_program(
     else:
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         shown = source_name or "<futhark source>"
+    generated: Path | None = None
+    try:
+        futhark = find_futhark()
+    except FutharkNotFound:
+        generated = find_generated(text, base, backend, options)
+        if generated is None:
+            raise
+        meta = json.loads((generated / "generated.json").read_text())
+        futhark = FutharkCompiler(f"(pre-generated in {generated})", tuple(meta["futhark_version"]),
+                                  meta["futhark_version_text"])
     cc = c_compiler()
     key = cache_key(text, base, backend, options, futhark, cc, extra=f"link={link}")
     module_name = f"_futhark_lab_{backend}_{key[:20]}"
@@ -378,7 +395,13 @@ def compile_program(
         # The program file must sit where its relative imports resolve: its own directory for a file, base_dir
         # for text that imports something, else the private build directory.
         needs_base = path is None and _IMPORT_RE.search(text) is not None
-        if path is not None:
+        if generated is not None:
+            for f in generated.iterdir():
+                if f.name.startswith("prog."):
+                    shutil.copy(f, tmp / (module_name + f.suffix))
+            log.append(f"# futhark {futhark.version_str} output taken from {generated} (no futhark on this machine)")
+            fut_file, cleanup, res = None, None, None
+        elif path is not None:
             fut_file, cleanup = path, None
         elif needs_base:
             fut_file = base / f".futhark_lab_{key[:12]}_{uuid.uuid4().hex[:6]}.fut"
@@ -388,14 +411,15 @@ def compile_program(
             fut_file = tmp / "program.fut"
             fut_file.write_text(text)
             cleanup = None
-        try:
-            out_base = tmp / module_name
-            cmd = [futhark.path, backend, "--library", *options, "-o", str(out_base), str(fut_file)]
-            res = _run(cmd, fut_file.parent, log, verbose)
-        finally:
-            if cleanup is not None:
-                cleanup.unlink(missing_ok=True)
-        if res.returncode != 0:
+        if generated is None:
+            try:
+                out_base = tmp / module_name
+                cmd = [futhark.path, backend, "--library", *options, "-o", str(out_base), str(fut_file)]
+                res = _run(cmd, fut_file.parent, log, verbose)
+            finally:
+                if cleanup is not None:
+                    cleanup.unlink(missing_ok=True)
+        if res is not None and res.returncode != 0:
             msg = _map_paths((res.stderr or res.stdout).strip(), str(fut_file), shown)
             msg = _map_paths(msg, os.path.relpath(fut_file, fut_file.parent), shown)
             raise FutharkCompileError(msg, command=cmd, stage="futhark")
@@ -404,6 +428,7 @@ def compile_program(
         (tmp / "build.log").write_text("\n".join(log))
         (tmp / "docs.json").write_text(json.dumps(source_docs(text)))
         (tmp / "BUILD_OK").write_text(json.dumps({"backend": backend, "futhark": futhark.version_text,
+                                                   "futhark_version": list(futhark.version),
                                                    "source": shown, "options": options}))
         if force and final.exists():
             shutil.rmtree(final, ignore_errors=True)
@@ -460,3 +485,46 @@ _HEADER_FIXES = {
     "cuda.h": "install the CUDA toolkit or set $CUDA_HOME",
     "nvrtc.h": "install the CUDA toolkit's NVRTC headers, or `pip install nvidia-cuda-nvrtc` into this environment",
 }
+
+
+# --------------------------------------------------------------------------- code generated on another machine
+
+def generated_key(source: str, base_dir: Path, backend: str, options: list[str]) -> str:
+    """Key of futhark's output alone (no C compiler in it): what a machine without futhark looks up."""
+    h = hashlib.sha256(f"{backend}\0{json.dumps(options)}\0".encode() + source.encode())
+    for f in imported_files(source, base_dir):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:24]
+
+
+def find_generated(source: str, base_dir: Path, backend: str, options: list[str]) -> Path | None:
+    """A pre-generated build in $FUTHARK_LAB_GENERATED (made by ``export_generated`` where futhark exists)."""
+    root = os.environ.get("FUTHARK_LAB_GENERATED")
+    if not root:
+        return None
+    d = Path(root) / f"{backend}-{generated_key(source, base_dir, backend, options)}"
+    return d if (d / "generated.json").exists() else None
+
+
+def export_generated(source: str | os.PathLike, backend: str, dest: str | os.PathLike, *,
+                     options: list[str] | tuple[str, ...] = ()) -> Path:
+    """Run futhark here and store its output where a machine without futhark finds it (set
+    $FUTHARK_LAB_GENERATED there); the C compilation and everything after happen on that machine."""
+    futhark = find_futhark()
+    text, path = _read_source(source)
+    options = _validate_options(list(options))
+    base = path.parent if path is not None else Path.cwd()
+    out = Path(dest) / f"{backend}-{generated_key(text, base, backend, options)}"
+    out.mkdir(parents=True, exist_ok=True)
+    fut_file = path if path is not None else out / "program.fut"
+    if path is None:
+        fut_file.write_text(text)
+    cmd = [futhark.path, backend, "--library", *options, "-o", str(out / "prog"), str(fut_file)]
+    res = subprocess.run(cmd, cwd=fut_file.parent, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise FutharkCompileError(res.stderr.strip(), command=cmd)
+    (out / "generated.json").write_text(json.dumps({"futhark_version": list(futhark.version),
+                                                    "futhark_version_text": futhark.version_text,
+                                                    "backend": backend, "source": str(source)[:200]}))
+    (out / "docs.json").write_text(json.dumps(source_docs(text)))
+    return out

@@ -62,14 +62,12 @@ def run_probe(build: Build, options) -> dict:
 
 
 def _child(directory: str, module_name: str, backend: str, options_json: str) -> None:
-    from pathlib import Path
-
-    from .compiler import Build, find_futhark
+    from .compiler import load_build
 
     opts = json.loads(options_json)
-    build = Build(Path(directory), backend, module_name, find_futhark(), module_name, True, "")
     report = {"probe": True, "backend": backend, "ok": False}
     try:
+        build = load_build(directory, module_name)
         if backend in ("python", "pyopencl"):
             from .pyloader import PyContext
             PyContext.create(build, opts)

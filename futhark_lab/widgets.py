@@ -122,10 +122,14 @@ class Explorer:
         except ValueError as exc:  # e.g. speedup without a NumPy baseline
             self.status.value = f"<b>{exc}</b>"
             return
+        import io
+
+        from IPython.display import Image, display
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", dpi=100)
         self.out.clear_output(wait=True)
         with self.out:
-            from IPython.display import display
-            display(self.figure)
+            display(Image(buf.getvalue()))
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -1,0 +1,57 @@
+"""The notebooks run top to bottom headless (nbclient), and their outputs are checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import ROOT, needs_futhark
+
+pytestmark = [needs_futhark, pytest.mark.slow]
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+
+def execute(name: str):
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                                     resources={"metadata": {"path": str(ROOT / "notebooks")}})
+    client.execute()
+    return nb
+
+
+def outputs(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            parts.append(o.get("text", "") + json.dumps(o.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+def images(nb) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_quickstart():
+    nb = execute("01-quickstart.ipynb")
+    text = outputs(nb)
+    assert "stats = futhark multicore module" in text
+    assert "futhark" in text and "numpy" in text and "fastest:" in text
+    assert "Sum of squares of an array" in text
+
+
+def test_sweeps():
+    nb = execute("02-sweeps.ipynb")
+    assert images(nb) >= 4
+    assert "gbps" in outputs(nb)
+
+
+def test_roofline():
+    nb = execute("03-roofline.ipynb")
+    assert images(nb) >= 1
+
+
+def test_explorer():
+    nb = execute("04-explorer.ipynb")
+    assert images(nb) >= 1
