@@ -19,14 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _suite():
-    """The kernel suite in kernels/suite.py (next to the package in a checkout)."""
-    path = ROOT / "kernels" / "suite.py"
-    if not path.exists():
-        raise SystemExit(f"error: the kernel suite is not at {path}; run from a checkout of futhark-lab")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import kernels.suite as suite
-    return suite
+    from .sweep import load_suite
+    try:
+        return load_suite()
+    except FileNotFoundError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def _parse_sizes(text: str | None) -> list[int] | None:
@@ -151,6 +148,15 @@ def _summary(df) -> None:
             print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
+def cmd_generate(a) -> int:
+    from .compiler import export_generated
+
+    for b in a.backends.split(","):
+        for src in a.sources:
+            print(export_generated(src, b, a.out))
+    return 0
+
+
 def cmd_report(a) -> int:
     from . import report as rep
     path = rep.report(a.run, a.out)
@@ -217,6 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--results")
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    g = sub.add_parser("generate", help="run futhark here for a machine without it ($FUTHARK_LAB_GENERATED there)",
+                       description="Store futhark's output (C or Python) for each source and backend under OUT; on "
+                                   "a machine without futhark, set FUTHARK_LAB_GENERATED=OUT and compile as usual: "
+                                   "only the C compiler runs there.")
+    g.add_argument("sources", nargs="+", help=".fut files")
+    g.add_argument("--backends", required=True, help="comma-separated, e.g. cuda,opencl,pyopencl")
+    g.add_argument("--out", required=True, help="directory to write into")
+    g.set_defaults(func=cmd_generate)
 
     rp = sub.add_parser("report", help="write the HTML report of a finished run")
     rp.add_argument("run", help="results/<run-id> directory or run id")

@@ -234,7 +234,8 @@ def best_backend(verbose: bool = False, statuses: list[BackendStatus] | None = N
 
     def rank(s: BackendStatus) -> tuple:
         gpu_first = 0 if s.on_gpu else 1
-        return (gpu_first, PREFERENCE.index(s.backend) if s.backend in PREFERENCE else 99)
+        gpu_backend_on_cpu = int(not s.on_gpu and s.backend in ("cuda", "hip", "opencl", "pyopencl"))
+        return (gpu_first, gpu_backend_on_cpu, PREFERENCE.index(s.backend) if s.backend in PREFERENCE else 99)
 
     working = sorted((s for s in by.values() if s.works), key=rank)
     if not working:

@@ -225,6 +225,20 @@ def check_answer(kernel: Kernel, got: Any, want: Any, dtype: str) -> tuple[bool,
     return err <= rtol, err
 
 
+def load_suite():
+    """The kernel suite (kernels/suite.py next to the package in a checkout, or $FUTHARK_LAB_KERNELS)."""
+    import importlib
+    import sys
+
+    root = Path(os.environ.get("FUTHARK_LAB_KERNELS", Path(__file__).resolve().parent.parent / "kernels"))
+    if not (root / "suite.py").exists():
+        raise FileNotFoundError(f"the kernel suite is not at {root / 'suite.py'}; run from a checkout of "
+                                "futhark-lab or set FUTHARK_LAB_KERNELS")
+    if str(root.parent) not in sys.path:
+        sys.path.insert(0, str(root.parent))
+    return importlib.import_module(f"{root.name}.suite")
+
+
 # --------------------------------------------------------------------------- durable results
 
 def results_dir() -> Path:

@@ -139,8 +139,8 @@ class Explorer:
 def explore(kernels: dict[str, Kernel] | None = None, **kwargs) -> Explorer:
     """Open the explorer on the kernel suite (or the kernels given); the first sweep runs at once."""
     if kernels is None:
-        from .cli import _suite
-        kernels = _suite().KERNELS
+        from .sweep import load_suite
+        kernels = load_suite().KERNELS
     ex = Explorer(kernels, **kwargs)
     if ex.auto_run:
         ex.run()

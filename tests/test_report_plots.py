@@ -64,3 +64,35 @@ def test_report_is_self_contained(run, tmp_path):
     assert not re.search(r"""(src|href)=["']https?://""", text), "no network needed to view the report"
     assert "<table>" in text and "numpy-einsum" in text
     assert "Environment" in text and "Method" in text and "above a peak" in text
+
+
+def _chromium():
+    import shutil
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def screenshot(html_path, png_path, size=(1280, 2400)):
+    """Render a page in headless Chromium (no network, as root) and save a PNG."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}", "--hide-scrollbars",
+               f"--screenshot={png_path}", f"file://{html_path}"]
+        subprocess.run(cmd, capture_output=True, timeout=120)
+    return png_path
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install chromium; "
+                                                "scripts/setup.sh does)")
+def test_report_renders_in_headless_chromium(run, tmp_path):
+    from PIL import Image
+    html = report(run, tmp_path / "r.html")
+    png = screenshot(html, tmp_path / "r.png")
+    img = np.asarray(Image.open(png).convert("L"), dtype=float)
+    assert img.shape[0] > 1000
+    # a rendered page with figures and tables has structure, not a blank canvas
+    assert img.std() > 20, "the screenshot is blank"
+    dark_rows = (img < 128).mean(axis=1)
+    assert (dark_rows > 0.01).sum() > 200, "too little drawn content"
