@@ -40,6 +40,7 @@ void futhark_context_config_set_device(struct futhark_context_config *cfg, const
 void futhark_context_config_set_platform(struct futhark_context_config *cfg, const char *s);
 void futhark_context_config_set_unified_memory(struct futhark_context_config *cfg, int flag);
 void futhark_context_config_set_num_threads(struct futhark_context_config *cfg, int n);
+void futhark_context_config_add_build_option(struct futhark_context_config *cfg, const char *opt);
 void futhark_context_config_set_default_group_size(struct futhark_context_config *cfg, int size);
 void futhark_context_config_set_default_num_groups(struct futhark_context_config *cfg, int num);
 struct futhark_context *futhark_context_new(struct futhark_context_config *cfg);
@@ -167,6 +168,7 @@ class ContextOptions:
     tuning: dict[str, int] = dataclasses.field(default_factory=dict)
     cache_file: str | None = None
     num_threads: int | None = None
+    build_options: tuple[str, ...] = ()   # OpenCL kernel compiler options
     probe: bool = True
 
     def as_json(self) -> str:
@@ -226,6 +228,13 @@ class Context:
                 lib.futhark_context_config_free(cfg)
                 raise ValueError(f"the {self.backend} backend has no {what} option")
             fn(cfg, str(value).encode())
+        if o.build_options:
+            fn = _symbol(lib, "futhark_context_config_add_build_option")
+            if fn is None:
+                lib.futhark_context_config_free(cfg)
+                raise ValueError(f"build_options apply to the opencl backend, not {self.backend}")
+            for opt in o.build_options:
+                fn(cfg, str(opt).encode())
         if o.num_threads is not None:
             fn = _symbol(lib, "futhark_context_config_set_num_threads")
             if fn is None:
@@ -523,7 +532,9 @@ class FutharkModule:
         t = match[0]
         if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
             return self.from_device(data, t)
-        return self.context.new_array(t, np.ascontiguousarray(data))
+        arr = self.context.new_array(t, np.ascontiguousarray(data))
+        self.context.sync()  # the copy from the host buffer is asynchronous; the buffer may go after this
+        return arr
 
     def from_device(self, obj: Any, t: ArrayType, param: str = "array") -> FutharkArray:
         """Wrap a CUDA array (PyTorch/CuPy/PyCUDA, via ``__cuda_array_interface__``) without copying."""

@@ -130,7 +130,11 @@ def _cuda_version_from_header(home: Path) -> int:
 
 CUDA13_SHIM = """\
 /* futhark-lab: futhark < 0.25.34 calls the 3-argument cuCtxCreate, which CUDA 13's cuda.h maps to
-   cuCtxCreate_v4 (4 arguments).  The driver still exports cuCtxCreate_v2 with the old signature. */
+   cuCtxCreate_v4 (4 arguments).  The driver still exports cuCtxCreate_v2 with the old signature.
+   _GNU_SOURCE first, as the generated file itself does before any include (strdup and friends). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <cuda.h>
 #undef cuCtxCreate
 CUresult CUDAAPI cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev);
@@ -420,8 +424,10 @@ def compile_program(
                 if cleanup is not None:
                     cleanup.unlink(missing_ok=True)
         if res is not None and res.returncode != 0:
-            msg = _map_paths((res.stderr or res.stdout).strip(), str(fut_file), shown)
-            msg = _map_paths(msg, os.path.relpath(fut_file, fut_file.parent), shown)
+            msg = (res.stderr or res.stdout).strip()
+            if path is None:  # text: show the user's name for the temporary file, not its path
+                msg = _map_paths(msg, str(fut_file), shown)
+                msg = _map_paths(msg, fut_file.name, shown)
             raise FutharkCompileError(msg, command=cmd, stage="futhark")
         if backend in C_BACKENDS:
             _compile_c(backend, futhark, tmp, module_name, log, verbose, link)

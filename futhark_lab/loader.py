@@ -27,6 +27,7 @@ def compile(
     tuning: dict[str, int] | None = None,
     cache_file: str | None = None,
     num_threads: int | None = None,
+    build_options: list[str] | tuple[str, ...] = (),
     probe: bool = True,
 ) -> Any:
     """Compile a Futhark program for ``backend`` and load it.
@@ -43,13 +44,16 @@ def compile(
         backend = best_backend(verbose=True)
     if backend not in ALL_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} or 'auto'")
-    if backend in ("opencl", "pyopencl") and platform is None:
-        platform = choose_opencl_platform(backend)
+    build_options = tuple(build_options)
+    if backend in ("opencl", "pyopencl"):
+        if platform is None:
+            platform = choose_opencl_platform(backend)
+        build_options += pocl_workaround(platform, build_options)
     build = compile_program(source, backend, options=options, force=force, base_dir=base_dir,
                             source_name=name, verbose=verbose)
     ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
                               logging=logging, tuning=dict(tuning or {}), cache_file=cache_file,
-                              num_threads=num_threads, probe=probe)
+                              num_threads=num_threads, build_options=build_options, probe=probe)
     if backend in PY_BACKENDS:
         return PyFutharkModule(build, ctx_opts)
     return FutharkModule(build, ctx_opts)
@@ -77,3 +81,23 @@ def choose_opencl_platform(backend: str) -> str | None:
         print(f"futhark-lab: {backend}: OpenCL platform 0 is {plats[0].name!r}; using GPU platform {gpu.name!r} "
               f"({gpu.devices[0].name}). Pass platform=... to choose another.", file=sys.stderr)
     return gpu.name
+
+
+def pocl_workaround(platform: str | None, build_options: tuple[str, ...]) -> tuple[str, ...]:
+    """PoCL's kernel optimiser (PoCL 3.x, LLVM 15) miscompiles futhark's single-pass reductions: every call after
+    the first returns the first call's result.  Kernels compiled with -cl-opt-disable are correct.  Applied only
+    where PoCL would run the program (see environment.md#pocl-reductions)."""
+    from .opencl_info import OpenCLUnavailable, platforms
+
+    if "-cl-opt-disable" in build_options:
+        return ()
+    try:
+        plats = platforms()
+    except OpenCLUnavailable:
+        return ()
+    if not plats:
+        return ()
+    chosen = next((p for p in plats if platform and (platform in p.name or platform == f"#{p.index}")), plats[0])
+    if "Portable Computing Language" in chosen.name or "pocl" in chosen.version.lower():
+        return ("-cl-opt-disable",)
+    return ()

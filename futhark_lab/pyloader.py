@@ -111,6 +111,8 @@ class PyContext:
                 kwargs["device_pref"] = opts["device"]
             if opts.get("tuning"):
                 kwargs["sizes"] = dict(opts["tuning"])
+            if opts.get("build_options"):
+                kwargs["build_options"] = list(opts["build_options"])
         try:
             instance = klass(**kwargs)
         except Exception as exc:
@@ -152,7 +154,7 @@ class PyEntryFunction:
             [inspect.Parameter(f"in{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(ins))])
 
     def _converter(self, i: int, tstr: str):
-        _, rank, elem = _parse_type(tstr)
+        unique, rank, elem = _parse_type(tstr)
         pname = f"in{i}"
         if elem not in PRIMITIVES:
             def opaque(v):
@@ -182,7 +184,10 @@ class PyEntryFunction:
                 return v.data
             if self._module.backend == "pyopencl" and type(v).__module__.startswith("pyopencl"):
                 return v
-            return as_host_array(self.name, pname, t, v)
+            host = as_host_array(self.name, pname, t, v)
+            if unique and host is v:
+                host = host.copy()  # the generated module updates consumed arrays in place: not the user's
+            return host
         return array
 
     def __call__(self, *args):
@@ -226,7 +231,8 @@ class PyFutharkModule:
         self.build = build
         self.backend = build.backend
         self.options = options
-        opts = {"platform": options.platform, "device": options.device, "tuning": options.tuning}
+        opts = {"platform": options.platform, "device": options.device, "tuning": options.tuning,
+                "build_options": options.build_options}
         if self.backend == "pyopencl" and options.probe:
             from .probe import probe_context
             probe_context(build, options)

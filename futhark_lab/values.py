@@ -40,13 +40,13 @@ class FutharkValue:
         return self._type.name
 
     def _handle(self):
+        if not self._ctx.alive:
+            raise ValueError(f"the Futhark context owning this {self._type.name} value has been closed")
         if self._ptr is None:
             raise ValueError(f"this {self._type.name} value has been freed")
         if self._consumed:
             raise ConsumedError(f"this {self._type.name} value was consumed by an entry point with a unique "
                                 "parameter and can no longer be used")
-        if not self._ctx.alive:
-            raise ValueError(f"the Futhark context owning this {self._type.name} value has been closed")
         return self._ptr
 
     def free(self) -> None:

@@ -12,12 +12,12 @@ entry transpose_i64 (m: [][]i64): [][]i64 = transpose m
 entry double3 (a: [][][]f32): [][][]f32 = map (map (map (* 2f32))) a
 entry min_max (xs: []i32): (i32, i32) = (i32.minimum xs, i32.maximum xs)
 entry partition_signs (xs: []f64): ([]f64, []f64) = partition (>= 0) xs
-entry negate_all (bs: []bool): []bool = map (!) bs
+entry negate_all (bs: []bool): []bool = map (\b -> !b) bs
 entry any_true (bs: []bool): bool = reduce (||) false bs
 entry double_f16 (xs: []f16): []f16 = map (* 2f16) xs
 entry half_scalar (x: f16): f16 = x / 2f16
 entry u8_sum (xs: []u8): u32 = u32.sum (map u32.u8 xs)
-entry u8_invert (xs: []u8): []u8 = map (255 -) xs
+entry u8_invert (xs: []u8): []u8 = map (\x -> 255 - x) xs
 entry u64_max (xs: []u64): u64 = reduce u64.max 0 xs
 entry i16_neg (xs: []i16): []i16 = map i16.neg xs
 -- | Consumes its argument: increments element 0 in place.
