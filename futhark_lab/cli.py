@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import FutharkLabError
     try:
         return args.func(args)
-    except FutharkLabError as exc:
+    except (FutharkLabError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -31,7 +31,7 @@ ALL_BACKENDS = C_BACKENDS + PY_BACKENDS
 GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 
 #: Bump when the binding or build recipe changes in a way that invalidates cached builds.
-BUILD_FORMAT = 3
+BUILD_FORMAT = 4
 
 #: Minimum compiler we support, and features that need newer ones.
 MIN_FUTHARK = (0, 25, 0)
@@ -451,6 +451,24 @@ def compile_program(
         raise
 
 
+_HOST_ALLOC = "    *mem_out = malloc(size);\n  }\n}"
+_HOST_ALLOC_CHECKED = ("    *mem_out = malloc(size);\n"
+                       "    if (*mem_out == NULL && size != 0 && ctx->error == NULL) {  /* futhark-lab patch */\n"
+                       "      ctx->error = msgprintf(\"Cannot allocate %lld bytes of host memory for %s.\\n\",\n"
+                       "                             (long long) size, tag);\n"
+                       "    }\n  }\n}")
+
+
+def patch_generated_c(src: Path, log: list[str]) -> None:
+    """Futhark's host_alloc ignores malloc failure (0.25.8 up to at least 0.26.x), so an allocation larger than
+    memory segfaults the process on the c and multicore backends.  Make it report the failure instead; the runtime
+    then raises FUTHARK_OUT_OF_MEMORY with its usual message."""
+    text = src.read_text()
+    if _HOST_ALLOC in text and "futhark-lab patch" not in text:
+        src.write_text(text.replace(_HOST_ALLOC, _HOST_ALLOC_CHECKED, 1))
+        log.append("# futhark-lab: patched host_alloc to report malloc failure (out of memory) instead of crashing")
+
+
 def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, log: list[str], verbose: bool,
                link: bool) -> None:
     cc = c_compiler()
@@ -460,6 +478,7 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
     cflags, libs = c_flags(backend, futhark, build)
     cflags += os.environ.get("CFLAGS", "").split()
     src = build / f"{name}.c"
+    patch_generated_c(src, log)
     if link:
         cmd = [*cc, *cflags, "-shared", "-o", str(build / f"{name}.so"), str(src), *libs]
     else:

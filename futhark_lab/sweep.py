@@ -252,10 +252,11 @@ def new_run_id(prefix: str = "run") -> str:
 class RunStore:
     """results/<run_id>/: environment.json once, points.jsonl appended and fsync'd per finished point."""
 
-    def __init__(self, run_id: str, root: Path | None = None):
+    def __init__(self, run_id: str, root: Path | None = None, create: bool = True):
         self.run_id = run_id
         self.dir = (root or results_dir()) / run_id
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.dir.mkdir(parents=True, exist_ok=True)
         self.points = self.dir / "points.jsonl"
 
     def write_environment(self, env: dict) -> None:
@@ -314,7 +315,9 @@ def load_run(run_or_path: str | os.PathLike):
         p = results_dir() / str(run_or_path)
     if p.is_file():
         p = p.parent
-    store = RunStore(p.name, p.parent)
+    if not (p / "points.jsonl").exists():
+        raise FileNotFoundError(f"no run at {p} (expected {p / 'points.jsonl'})")
+    store = RunStore(p.name, p.parent, create=False)
     df = pd.DataFrame(store.rows())
     df.attrs["run_id"] = p.name
     df.attrs["environment"] = store.environment()

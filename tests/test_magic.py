@@ -80,8 +80,10 @@ def test_signature_and_doc_under_question_mark_and_tab_completion(ip):
     doc = inspect.getdoc(mod.sum_squares)
     assert "entry sum_squares (xs: []f64) : f64" in doc and "Sum of squares." in doc
     assert "sum_squares" in dir(mod)
-    completions = ip.complete("docs.sum_")[1]
-    assert "docs.sum_squares" in completions
+    from IPython.core.completer import provisionalcompleter
+    with provisionalcompleter():  # the API Jupyter's Tab uses (jedi on)
+        completions = [c.text for c in ip.Completer.completions("docs.sum_", len("docs.sum_"))]
+    assert "sum_squares" in completions
 
 
 def test_relative_imports_from_notebook_directory(ip, tmp_path, monkeypatch):
