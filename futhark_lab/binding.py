@@ -11,6 +11,7 @@ import dataclasses
 import inspect
 import io
 import json
+import re
 import threading
 import weakref
 from pathlib import Path
@@ -155,6 +156,11 @@ def _symbol(lib: Any, name: str) -> Any | None:
 
 # --------------------------------------------------------------------------- context
 
+#: Driver errors after which a CUDA/OpenCL context cannot be used (sticky errors).
+_STICKY = re.compile(r"error code (700|701|702|709|710|714|715|716|717|718|719)\b|illegal (memory )?address|"
+                     r"illegal instruction|unspecified launch failure|CL_OUT_OF_RESOURCES|-5\b.*clFinish",
+                     re.IGNORECASE)
+
 @dataclasses.dataclass
 class ContextOptions:
     """How to create a context.  ``unified_memory`` defaults to off so CUDA arrays are plain device memory."""
@@ -198,6 +204,8 @@ class Context:
             self.lib.futhark_context_config_free(self._cfg)
             self._cfg = None
             raise FutharkError(f"creating the {self.backend} context failed: {err}")
+        # futhark >= 0.25.14's new_raw wraps the given memory; older versions' new_raw copies from it
+        self.raw_aliases = library.build.futhark.version >= (0, 25, 14)
         self.has_raw = all(
             _symbol(self.lib, raw_names(t)[0]) is not None for t in library.manifest.types.values()
             if isinstance(t, ArrayType))
@@ -292,9 +300,28 @@ class Context:
         finally:
             self.library.libc.free(p)
 
+    def error(self, code: int, what: str) -> Exception:
+        """The exception for a failed call; a sticky GPU error also retires this context (see _retire)."""
+        message = self._take_error()
+        exc = check_result_error(code, message, what)
+        if message and _STICKY.search(message):
+            self._retire()
+            exc = type(exc)(f"{exc}\nThe GPU context is unusable after this error, so this module is closed "
+                            "(without freeing the context: the runtime would exit the process). Compile again "
+                            "for a fresh module.", code)
+        return exc
+
+    def _retire(self) -> None:
+        """Drop a context that the driver has poisoned: freeing it would make futhark's runtime call exit().
+        A sticky CUDA error poisons the whole process: no new context may be created either (probe.poison)."""
+        from .probe import poison
+        self._finalizer.detach()
+        self.handle = None
+        poison(self.backend, "an earlier sticky GPU error (e.g. an illegal memory access) in this process")
+
     def check(self, code: int, what: str) -> None:
         if code != 0:
-            raise check_result_error(code, self._take_error(), what)
+            raise self.error(code, what)
 
     def sync(self) -> None:
         if self.handle is None:
@@ -319,7 +346,7 @@ class Context:
         buf = self.ffi.from_buffer(ctype + "[]", host)
         ptr = getattr(self.lib, t.ops["new"])(self.handle, buf, *host.shape)
         if ptr == self.ffi.NULL:
-            raise check_result_error(1, self._take_error(), f"allocating a {t.name} array of shape {host.shape}")
+            raise self.error(1, f"allocating a {t.name} array of shape {host.shape}")
         return FutharkArray(self, ptr, t)
 
     def new_raw_array(self, t: ArrayType, address: int, shape: tuple[int, ...], keepalive: Any) -> FutharkArray:
@@ -464,7 +491,7 @@ class EntryFunction:
                     if isinstance(args[i], FutharkValue):
                         args[i]._consumed = True
                 if code != 0:
-                    raise check_result_error(code, ctx._take_error(), f"entry point {e.name}")
+                    raise ctx.error(code, f"entry point {e.name}")
                 ctx.sync()
         finally:
             for t in temps:
@@ -548,12 +575,21 @@ class FutharkModule:
         strides = cai.get("strides")
         if strides is not None and tuple(strides) != _c_strides(shape, dt.itemsize):
             raise TypeError(f"{param}: device array is not C-contiguous; call .contiguous() first")
-        if self.context.has_raw:
-            return self.context.new_raw_array(t, cai["data"][0], shape, keepalive=obj)
         import warnings
+        ctx = self.context
+        if ctx.has_raw and ctx.raw_aliases:
+            return ctx.new_raw_array(t, cai["data"][0], shape, keepalive=obj)
+        if ctx.has_raw:
+            # futhark < 0.25.14: new_raw copies device-to-device into futhark's own memory (no host round trip)
+            warnings.warn(f"futhark {self.build.futhark.version_str} copies device arrays on the device "
+                          "(zero-copy input needs futhark >= 0.25.14)", stacklevel=3)
+            arr = ctx.new_raw_array(t, cai["data"][0], shape, keepalive=obj)
+            ctx.sync()  # the copy is asynchronous; after this the source may go
+            arr._keepalive = None
+            return arr
         warnings.warn("this futhark version has no raw-pointer API: copying the device array through the host",
                       stacklevel=3)
-        return self.context.new_array(t, np.ascontiguousarray(_to_host(obj)))
+        return ctx.new_array(t, np.ascontiguousarray(_to_host(obj)))
 
     def restore(self, type_name: str, data: bytes) -> FutharkOpaque:
         return self.context.restore(type_name, data)

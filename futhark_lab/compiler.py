@@ -31,7 +31,7 @@ ALL_BACKENDS = C_BACKENDS + PY_BACKENDS
 GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 
 #: Bump when the binding or build recipe changes in a way that invalidates cached builds.
-BUILD_FORMAT = 4
+BUILD_FORMAT = 5
 
 #: Minimum compiler we support, and features that need newer ones.
 MIN_FUTHARK = (0, 25, 0)
@@ -178,7 +178,7 @@ def c_flags(backend: str, futhark: FutharkCompiler, build_dir: Path) -> tuple[li
                 if (home / lib).is_dir():
                     libs.append(f"-L{home / lib}")
         cflags += [f"-I{d}" for d in _nvrtc_include_dirs()]
-        libs += ["-lcuda", "-lnvrtc"]
+        libs += ["-lcuda", "-lcudart", "-lnvrtc"]
         if home and _cuda_version_from_header(home) >= 13000 and futhark.version < (0, 25, 34):
             shim = build_dir / "futhark_lab_cuda13_shim.h"
             shim.write_text(CUDA13_SHIM)
@@ -480,7 +480,8 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
     src = build / f"{name}.c"
     patch_generated_c(src, log)
     if link:
-        cmd = [*cc, *cflags, "-shared", "-o", str(build / f"{name}.so"), str(src), *libs]
+        # --no-undefined: a missing runtime library fails here, with its name, not later at load time
+        cmd = [*cc, *cflags, "-shared", "-Wl,--no-undefined", "-o", str(build / f"{name}.so"), str(src), *libs]
     else:
         cmd = [*cc, *cflags, "-c", "-o", str(build / f"{name}.o"), str(src)]
     res = _run(cmd, build, log, verbose)
@@ -539,7 +540,7 @@ def export_generated(source: str | os.PathLike, backend: str, dest: str | os.Pat
     text, path = _read_source(source)
     options = _validate_options(list(options))
     base = path.parent if path is not None else Path.cwd()
-    out = Path(dest) / f"{backend}-{generated_key(text, base, backend, options)}"
+    out = Path(dest).resolve() / f"{backend}-{generated_key(text, base, backend, options)}"
     out.mkdir(parents=True, exist_ok=True)
     fut_file = path if path is not None else out / "program.fut"
     if path is None:

@@ -23,6 +23,10 @@ class Diagnosis:
 
 
 _RULES: list[tuple[str, Diagnosis]] = [
+    (r"FutharkNotFound",
+     Diagnosis("the futhark compiler is not installed (and no code generated elsewhere matches)",
+               "install futhark (README: 'Getting the futhark compiler'), or run `futhark-lab generate` where it "
+               "is installed and set FUTHARK_LAB_GENERATED here", "")),
     (r"CUDA_ERROR_UNSUPPORTED_PTX_VERSION|\b222\b.*(PTX|ptx)|unsupported toolchain",
      Diagnosis("NVRTC is newer than the NVIDIA driver: the driver cannot load the PTX that NVRTC produced "
                "(CUDA error 222)",

@@ -7,6 +7,7 @@ no copy.  Every value is freed exactly once: by ``free()``, by the garbage colle
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any, Callable
 
@@ -277,6 +278,6 @@ def check_result_error(code: int, message: str | None, what: str) -> FutharkErro
     from .errors import FutharkOutOfMemory
 
     text = (message or "").strip() or f"{what} failed with error code {code}"
-    if code == 3:
+    if code == 3 or re.search(r"out of memory|failed to allocate|cannot allocate", text, re.IGNORECASE):
         return FutharkOutOfMemory(text, code)
     return FutharkError(text, code)
