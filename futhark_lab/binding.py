@@ -196,7 +196,10 @@ class Context:
         self._values: weakref.WeakSet[FutharkValue] = weakref.WeakSet()
         self._lock = threading.RLock()
         self._cfg = self._make_config(options)
+        previous = _cuda_current_context() if self.backend == "cuda" else None
         self.handle = self.lib.futhark_context_new(self._cfg)
+        if self.backend == "cuda":
+            _cuda_restore_current(previous)
         err = self._take_error()
         if err is not None:
             self.lib.futhark_context_free(self.handle)
@@ -398,6 +401,38 @@ class Context:
         if isinstance(t, ArrayType):
             return FutharkArray(self, cvalue, t)
         return FutharkOpaque(self, cvalue, t)
+
+
+def _libcuda():
+    import ctypes
+    try:
+        return ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+
+
+def _cuda_current_context() -> int | None:
+    import ctypes
+    lib = _libcuda()
+    if lib is None:
+        return None
+    cur = ctypes.c_void_p()
+    return cur.value if lib.cuCtxGetCurrent(ctypes.byref(cur)) == 0 else None
+
+
+def _cuda_restore_current(previous: int | None) -> None:
+    """futhark's cuda runtime creates its context with cuCtxCreate, which leaves it current on this thread; every
+    later CUDA runtime call of PyTorch or CuPy on the thread would then run in futhark's context instead of the
+    primary one.  Pop it, so the thread's current context is what it was (futhark pushes its own for each call)."""
+    import ctypes
+    lib = _libcuda()
+    if lib is None:
+        return
+    cur = ctypes.c_void_p()
+    while lib.cuCtxGetCurrent(ctypes.byref(cur)) == 0 and cur.value and cur.value != previous:
+        popped = ctypes.c_void_p()
+        if lib.cuCtxPopCurrent(ctypes.byref(popped)) != 0:
+            break
 
 
 # --------------------------------------------------------------------------- entry points

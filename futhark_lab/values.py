@@ -278,6 +278,11 @@ def check_result_error(code: int, message: str | None, what: str) -> FutharkErro
     from .errors import FutharkOutOfMemory
 
     text = (message or "").strip() or f"{what} failed with error code {code}"
+    if re.search(r"cuMemcpyHtoD\w*\(.*\n.*error code 1 \(invalid argument\)", text):
+        # futhark 0.25.x's new_* ignores a failed device allocation and copies into a null buffer
+        text += ("\n(this is how futhark's runtime reports a device allocation that failed: the GPU is out of "
+                 "memory for this array)")
+        return FutharkOutOfMemory(text, code)
     if code == 3 or re.search(r"out of memory|failed to allocate|cannot allocate", text, re.IGNORECASE):
         return FutharkOutOfMemory(text, code)
     return FutharkError(text, code)

@@ -88,20 +88,40 @@ def test_runtime_errors_on_the_gpu(cuda):
     assert cuda.add_i32(2, 3) == 5
 
 
+def _child(code: str) -> str:
+    """Run code in a fresh Python (GPU failures can poison CUDA for a whole process); return its stdout."""
+    import subprocess
+    import sys
+    import textwrap
+    prelude = f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nimport numpy as np, futhark_lab\n" \
+              f"from futhark_lab import FutharkError, FutharkOutOfMemory, BackendUnavailable\n" \
+              f"PROG = {str(PROGRAMS / 'types.fut')!r}\n"
+    out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
+                         timeout=300)
+    print(out.stdout, out.stderr[-3000:])
+    assert out.returncode == 0, "the process died"
+    return out.stdout
+
+
 def test_out_of_memory_is_an_error_and_the_session_continues():
-    """Keep 8 GiB arrays until the device is full: FutharkOutOfMemory, then everything still works."""
-    import torch
-    total = torch.cuda.mem_get_info()[1]
-    with futhark_lab.compile(PROGRAMS / "types.fut", backend="cuda") as m:
+    """Keep 1 GiB arrays on the device until it is full: FutharkOutOfMemory, then the module still works."""
+    out = _child("""
+        import torch
+        total = torch.cuda.mem_get_info()[1]
+        host = np.zeros(2**27)
+        m = futhark_lab.compile(PROG, backend="cuda")
         kept = []
-        with pytest.raises(FutharkOutOfMemory) as exc:
-            for _ in range(int(total // 2**33) + 4):
-                kept.append(m.iota_f64(2**30))
-        assert 4 <= len(kept) < total // 2**33 + 4
-        assert "memory" in str(exc.value).lower()
+        try:
+            for _ in range(int(total // 2**30) + 8):
+                kept.append(m.array(host))
+            print("NO-ERROR")
+        except FutharkOutOfMemory as exc:
+            print("OOM after", len(kept), "GiB:", str(exc).splitlines()[0])
         del kept
-        assert m.sum_squares(np.ones(10)) == 10.0
-        assert float(m.sum_squares(m.iota_f64(2**30))) > 0
+        print("AFTER", float(m.sum_squares(np.ones(10))))
+        m.close()
+    """)
+    assert "OOM after" in out and "AFTER 10.0" in out
 
 
 def test_device_memory_stays_flat_over_many_calls(cuda):
@@ -141,34 +161,26 @@ def test_pyopencl_runs_on_the_nvidia_platform():
 
 
 def test_a_sticky_gpu_error_retires_the_module_without_killing_the_process():
-    """2**33 elements overflow futhark 0.25.8's 32-bit kernel indexing (an illegal address, CUDA error 700).
-    Freeing that context, or creating another, makes futhark's runtime exit(): instead the module is retired, later
-    cuda modules raise BackendUnavailable, and the process lives.  Run in a child, since CUDA stays poisoned."""
-    import subprocess
-    import sys
-    import textwrap
-    code = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(ROOT)!r})
-        import futhark_lab
-        from futhark_lab import FutharkError, BackendUnavailable
-        m = futhark_lab.compile({str(PROGRAMS / "types.fut")!r}, backend="cuda")
+    """An illegal memory access (CUDA error 700) poisons CUDA for the whole process, and futhark's runtime exit()s
+    when such a context is freed or a new one created.  futhark-lab retires the module instead, refuses new cuda
+    modules with BackendUnavailable, and the process lives.  Provoked with futhark 0.25.8's iota kernel on 2**30
+    elements (it faults on the H100); where nothing faults, the test records that."""
+    out = _child("""
+        m = futhark_lab.compile(PROG, backend="cuda")
         try:
-            m.iota_f64(2**33)
-            print("NO-ERROR")
+            r = m.iota_f64(2**30)
+            print("NO-ERROR", r.shape)
         except FutharkError as exc:
-            print("RETIRED" if "unusable" in str(exc) else "ERROR", str(exc).splitlines()[-1])
+            print("RETIRED" if "unusable" in str(exc) else "ERROR", str(exc).splitlines()[0])
             print("ALIVE", m.context.alive)
         m.close()
         try:
-            futhark_lab.compile({str(PROGRAMS / "types.fut")!r}, backend="cuda")
+            futhark_lab.compile(PROG, backend="cuda").close()
             print("NEW-MODULE-OK")
         except BackendUnavailable as exc:
             print("REFUSED", str(exc).splitlines()[0])
         print("PROCESS-LIVES")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    print(out.stdout, out.stderr[-2000:])
-    assert "PROCESS-LIVES" in out.stdout and out.returncode == 0
-    if "RETIRED" in out.stdout:
-        assert "ALIVE False" in out.stdout and "REFUSED" in out.stdout
+    assert "PROCESS-LIVES" in out
+    if "RETIRED" in out:
+        assert "ALIVE False" in out and "REFUSED" in out
