@@ -161,6 +161,9 @@ def cmd_report(a) -> int:
     from . import report as rep
     path = rep.report(a.run, a.out)
     print(path)
+    if a.export:
+        for p in rep.export(a.run, a.export):
+            print(p)
     return 0
 
 
@@ -236,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="write the HTML report of a finished run")
     rp.add_argument("run", help="results/<run-id> directory or run id")
     rp.add_argument("--out", help="HTML path (default: results/<run-id>/report.html)")
+    rp.add_argument("--export", metavar="DIR", help="also write points.csv and each figure as PNG into DIR")
     rp.set_defaults(func=cmd_report)
 
     c = sub.add_parser("compare", help="compare two runs point by point (Mann-Whitney U on raw samples)")

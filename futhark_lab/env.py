@@ -82,7 +82,13 @@ def environment() -> dict:
         fut = find_futhark()
         futhark = {"path": fut.path, "version": fut.version_str, "text": fut.version_text}
     except FutharkNotFound as exc:
-        futhark = {"error": str(exc)}
+        futhark = {"error": str(exc).split(". ")[0]}
+        gen = os.environ.get("FUTHARK_LAB_GENERATED")
+        if gen:
+            import json
+            versions = sorted({json.loads(p.read_text())["futhark_version_text"]
+                               for p in Path(gen).glob("*/generated.json")})
+            futhark.update({"generated_elsewhere": gen, "version": ", ".join(v.split()[-1] for v in versions)})
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),

@@ -132,3 +132,21 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
     tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def export(run_or_df, directory: str | os.PathLike, *, figures: bool = True) -> list[Path]:
+    """Write the tidy DataFrame as CSV (raw samples stay in points.jsonl) and each figure as a PNG."""
+    from .sweep import load_run
+
+    df = run_or_df if isinstance(run_or_df, pd.DataFrame) else load_run(run_or_df)
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    out = [d / "points.csv"]
+    df.drop(columns=[c for c in ("samples_s",) if c in df]).to_csv(out[0], index=False)
+    if figures:
+        for name, fig in figures_for(df):
+            slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower()
+            p = d / f"{slug}.png"
+            fig.savefig(p, dpi=110)
+            out.append(p)
+    return out

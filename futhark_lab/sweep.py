@@ -202,6 +202,17 @@ def _futhark_device_name(module: Any) -> str:
         return f"{ctx.platform_name()}: {ctx.device_name()}".strip(": ")
     if module.backend in ("c", "multicore", "ispc"):
         return "host CPU"
+    try:
+        if module.backend == "cuda":
+            from .doctor import _cuda_device_name
+            return _cuda_device_name()
+        if module.backend == "opencl":
+            from .opencl_info import platforms
+            plats = platforms()
+            p = next((p for p in plats if module.options.platform and module.options.platform in p.name), plats[0])
+            return f"{p.name}: {p.devices[0].name}" if p.devices else p.name
+    except Exception:  # noqa: BLE001 - a name is a label, never a reason to fail a sweep
+        pass
     return module.options.device or f"{module.backend} default device"
 
 
