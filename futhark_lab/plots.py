@@ -107,14 +107,26 @@ def roofline(df: pd.DataFrame, *, ax=None) -> Figure:
                     ax.annotate(f"{dev} ({'attribute' if kind == 'attr' else 'measured'}): "
                                 f"{bw.iloc[0]:,.0f} GB/s" + (f", {fl.max():,.0f} GFLOP/s" if len(fl) else ""),
                                 xy=(xs[-1], roof[-1]), ha="right", va="bottom", fontsize=7, color="dimgray")
-    for label, g in _series(d):
-        ax.scatter(g["intensity_flop_per_byte"], g["gflops"], label=label, s=14 + 8 * np.log10(g["size"]))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    markers = "osD^v<>PX*hp"
+    kernels = sorted(d["kernel"].unique()) if len(d) else []
+    colours = {impl: f"C{i % 10}" for i, impl in enumerate(sorted(d["impl"].unique()))} if len(d) else {}
+    for (impl, kernel), g in d.groupby(["impl", "kernel"]):
+        ax.scatter(g["intensity_flop_per_byte"], g["gflops"], color=colours[impl],
+                   marker=markers[kernels.index(kernel) % len(markers)], s=36, alpha=0.85)
+    from matplotlib.lines import Line2D
+    impl_handles = [Line2D([], [], ls="", marker="o", color=c, label=i) for i, c in colours.items()]
+    kernel_handles = [Line2D([], [], ls="", marker=markers[j % len(markers)], color="gray", label=k)
+                      for j, k in enumerate(kernels)]
+    first = ax.legend(handles=impl_handles, title="implementation", fontsize=7, title_fontsize=7,
+                      loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.add_artist(first)
+    ax.legend(handles=kernel_handles, title="kernel", fontsize=7, title_fontsize=7, loc="lower left",
+              bbox_to_anchor=(1.01, 0.0))
     ax.set_xlabel("arithmetic intensity (flop/byte)")
     ax.set_ylabel("performance (GFLOP/s)")
-    ax.set_title(_title(d, "roofline"))
-    ax.legend(fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title("roofline (largest size of each kernel)")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig

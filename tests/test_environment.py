@@ -89,3 +89,36 @@ def test_best_backend_prefers_gpu_then_multicore():
     assert best_backend(statuses=st) == "cuda"
     table = format_table(st)
     assert "cuda" in table and "ok" in table
+
+
+@pytest.mark.skipif(shutil.which("futhark") is None and not __import__("os").environ.get("FUTHARK"),
+                    reason="the futhark compiler is not installed")
+def test_doctor_on_this_machine():
+    """c, multicore and python work wherever futhark does; OpenCL ones where a platform exists; cuda with a cause."""
+    from futhark_lab.doctor import doctor
+    from futhark_lab.opencl_info import platforms
+    df = doctor(["c", "multicore", "python", "opencl", "pyopencl", "cuda"]).set_index("backend")
+    for b in ("c", "multicore", "python"):
+        assert df.loc[b, "works"], df.loc[b, "cause"]
+    try:
+        have_cl = bool(platforms())
+    except Exception:  # noqa: BLE001
+        have_cl = False
+    if have_cl:
+        assert df.loc["opencl", "works"] and df.loc["pyopencl", "works"], df[["cause"]]
+    if not df.loc["cuda", "works"]:
+        assert df.loc["cuda", "cause"] and df.loc["cuda", "fix"]
+    out = subprocess.run([__import__("sys").executable, "-m", "futhark_lab.cli", "doctor", "--json",
+                          "--backends", "c,cuda"], capture_output=True, text=True, cwd=ROOT)
+    rows = json.loads(out.stdout)
+    assert {r["backend"] for r in rows} == {"c", "cuda"} and rows[0]["works"]
+
+
+@pytest.mark.skipif(shutil.which("futhark") is None and not __import__("os").environ.get("FUTHARK"),
+                    reason="the futhark compiler is not installed")
+def test_auto_backend_picks_a_working_one_and_says_so(capsys):
+    import futhark_lab
+    with futhark_lab.compile("entry f (x: f64): f64 = x + 1", backend="auto") as m:
+        assert m.f(1.0) == 2.0
+        assert m.backend in ("cuda", "opencl", "multicore", "c")
+    assert "chose" in capsys.readouterr().err

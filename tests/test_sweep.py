@@ -148,6 +148,12 @@ def test_futhark_backends_in_a_sweep(tmp_path):
     k = _suite().get("sum_squares")
     impls = [sw.futhark("c"), sw.futhark("multicore"), sw.futhark("c", resident=False), sw.numpy_impl()]
     try:
+        import pyopencl as cl
+        if cl.get_platforms():
+            impls.append(sw.futhark("pyopencl"))
+    except Exception:  # noqa: BLE001 - no OpenCL platform here
+        pass
+    try:
         import torch  # noqa: F401
         impls.append(sw.torch("cpu", "dot"))
     except ImportError:
