@@ -228,9 +228,10 @@ _best: str | None = None
 def best_backend(verbose: bool = False, statuses: list[BackendStatus] | None = None) -> str:
     """The preferred working backend (GPU first, never an OpenCL CPU platform ahead of multicore)."""
     global _best
-    if statuses is None and _best is not None:
+    given = statuses is not None
+    if not given and _best is not None:
         return _best
-    statuses = statuses or [check_backend(b) for b in PREFERENCE]
+    statuses = statuses if given else [check_backend(b) for b in PREFERENCE]
     by = {s.backend: s for s in statuses}
 
     def rank(s: BackendStatus) -> tuple:
@@ -244,7 +245,8 @@ def best_backend(verbose: bool = False, statuses: list[BackendStatus] | None = N
     choice = working[0]
     if verbose:
         print(f"futhark-lab: backend='auto' chose {choice.backend} ({choice.device})", file=sys.stderr)
-    _best = choice.backend
+    if not given:  # only a diagnosis of this machine is worth remembering
+        _best = choice.backend
     return choice.backend
 
 
