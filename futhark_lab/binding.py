@@ -447,12 +447,24 @@ class EntryFunction:
         self.__qualname__ = entry.name
         m = module.manifest
         self._ctypes_out = [_ctype(m, o.type) + " *" for o in entry.outputs]
+        self._cfun = getattr(module.context.lib, entry.cfun)
+        self._sync = module.context.lib.futhark_context_sync
+        self._wraps = [self._wrapper(o.type) for o in entry.outputs]
         self._convs = [self._converter(p) for p in entry.inputs]
         self._unique = [i for i, p in enumerate(entry.inputs) if p.unique]
         self.__doc__ = self._docstring()
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(p.name if p.name.isidentifier() else f"in{i}", inspect.Parameter.POSITIONAL_ONLY)
              for i, p in enumerate(entry.inputs)])
+
+    def _wrapper(self, tname: str) -> Callable[[Any], Any]:
+        """Result conversion decided once per output: NumPy scalar type, f16 bits, or a device value."""
+        ctx = self._module.context
+        if tname in PRIMITIVES:
+            if tname == "f16":
+                return lambda c: np.uint16(c).view(np.float16)
+            return PRIMITIVES[tname][1].type
+        return lambda c: ctx.wrap(tname, c)
 
     def _docstring(self) -> str:
         e = self.entry
@@ -484,9 +496,15 @@ class EntryFunction:
             return conv_opaque
 
         backend = module.backend
+        ffi, lib = ctx.ffi, ctx.lib
+        new_fn, free_fn = getattr(lib, t.ops["new"]), getattr(lib, t.ops["free"])
+        buf_type = PRIMITIVES[t.elemtype][0] + "[]"
+        dtype, rank, null = t.dtype, t.rank, ffi.NULL
 
         def conv_array(v, temps):
-            if isinstance(v, FutharkArray):
+            if type(v) is np.ndarray and v.dtype == dtype and v.ndim == rank and v.flags.c_contiguous:
+                host = v  # the common case, checked first and cheaply
+            elif isinstance(v, FutharkArray):
                 if v._ctx is not ctx:
                     if v._ctx.backend == ctx.backend and v._type.name == t.name:
                         raise ValueError(f"{ename}(): parameter {p.name!r}: this array belongs to another module's "
@@ -496,15 +514,18 @@ class EntryFunction:
                 if v._type is not t:
                     raise TypeError(f"{ename}(): parameter {p.name!r} expects {t.name}, got a Futhark {v._type.name}")
                 return v._handle()
-            if backend == "cuda" and hasattr(v, "__cuda_array_interface__") and not isinstance(v, np.ndarray):
+            elif backend == "cuda" and hasattr(v, "__cuda_array_interface__") and not isinstance(v, np.ndarray):
                 arr = module.from_device(v, t, param=p.name)
                 temps.append(arr)
                 return arr._ptr
-            host = as_host_array(ename, p.name, t, v)
-            arr = ctx.new_array(t, host)
-            temps.append(arr)
-            temps.append(host)
-            return arr._ptr
+            else:
+                host = as_host_array(ename, p.name, t, v)
+            # a temporary Futhark array, freed right after the call; the host buffer stays referenced until then
+            ptr = new_fn(ctx.handle, ffi.from_buffer(buf_type, host), *host.shape)
+            if ptr == null:
+                raise ctx.error(1, f"{ename}(): copying parameter {p.name!r} of shape {host.shape} in")
+            temps.append((free_fn, ptr, host))
+            return ptr
         return conv_array
 
     def __call__(self, *args: Any) -> Any:
@@ -518,21 +539,26 @@ class EntryFunction:
         temps: list = []
         try:
             cargs = [conv(a, temps) for conv, a in zip(self._convs, args)]
-            ffi = ctx.ffi
-            outs = [ffi.new(ct) for ct in self._ctypes_out]
+            new = ctx.ffi.new
+            outs = [new(ct) for ct in self._ctypes_out]
             with ctx._lock:
-                code = getattr(ctx.lib, e.cfun)(ctx.handle, *outs, *cargs)
+                code = self._cfun(ctx.handle, *outs, *cargs)
                 for i in self._unique:
                     if isinstance(args[i], FutharkValue):
                         args[i]._consumed = True
                 if code != 0:
                     raise ctx.error(code, f"entry point {e.name}")
-                ctx.sync()
+                code = self._sync(ctx.handle)
+                if code != 0:
+                    raise ctx.error(code, f"synchronising after entry point {e.name}")
         finally:
             for t in temps:
-                if isinstance(t, FutharkValue):
+                if type(t) is tuple:
+                    if ctx.alive:
+                        t[0](ctx.handle, t[1])
+                else:
                     t.free()
-        results = [ctx.wrap(o.type, out[0]) for o, out in zip(e.outputs, outs)]
+        results = [w(out[0]) for w, out in zip(self._wraps, outs)]
         if e.tuple_output:
             tup = results[0]
             try:
