@@ -1,0 +1,67 @@
+"""The explorer rendered in a real browser: Voilà serves notebooks/04-explorer.ipynb, headless Chromium opens it,
+and the screenshot must show the widgets and the plot the sweep produced."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from .browser import Browser, chromium, free_port
+from .conftest import ROOT, needs_futhark
+
+pytestmark = [needs_futhark, pytest.mark.slow,
+              pytest.mark.skipif(chromium() is None, reason="chromium is not installed (scripts/setup.sh installs it)")]
+voila = pytest.importorskip("voila", reason="voila is not installed (pip install voila)")
+pytest.importorskip("websocket", reason="websocket-client is not installed")
+
+
+@pytest.fixture
+def voila_server():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
+                             "--Voila.ip=127.0.0.1", "--VoilaConfiguration.file_allowlist=['.*']",
+                             str(ROOT / "notebooks" / "04-explorer.ipynb")],
+                            cwd=ROOT / "notebooks", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            break
+        except Exception:  # noqa: BLE001
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}/"
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_explorer_renders_with_its_plot(voila_server, tmp_path):
+    from PIL import Image
+    b = Browser(1280, 1400)
+    try:
+        b.goto(voila_server)
+        # Voilà runs the notebook server-side; the plot arrives as an <img> inside the widget's output area
+        ok = b.wait_for("Array.from(document.querySelectorAll('img')).some(i => i.naturalWidth > 300)", timeout=240)
+        has_widgets = b.evaluate("document.querySelectorAll('select, .widget-dropdown, .widget-select-multiple')"
+                                 ".length")
+        classes = b.evaluate("Array.from(new Set(Array.from(document.querySelectorAll('[class*=widget]'))"
+                             ".map(e => e.className))).slice(0, 15).join(' | ')")
+        png = tmp_path / "explorer.png"
+        b.screenshot(png)
+    finally:
+        b.close()
+    import os
+    if os.environ.get("FUTHARK_LAB_SCREENSHOTS"):  # keep the picture (results/ has the committed one)
+        shutil.copy(png, os.path.join(os.environ["FUTHARK_LAB_SCREENSHOTS"], "explorer_voila.png"))
+    assert ok, "no rendered plot image appeared"
+    assert has_widgets and has_widgets >= 3, f"widgets not rendered ({has_widgets}); classes: {classes}"
+    img = np.asarray(Image.open(png).convert("L"), dtype=float)
+    assert img.std() > 20, "blank screenshot"
