@@ -55,3 +55,12 @@ def test_roofline():
 def test_explorer():
     nb = execute("04-explorer.ipynb")
     assert images(nb) >= 1
+
+
+def test_executed_notebook_exports_to_html(tmp_path):
+    nbconvert = pytest.importorskip("nbconvert")
+    nb = execute("01-quickstart.ipynb")
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    out = tmp_path / "quickstart.html"
+    out.write_text(body)
+    assert "stats = futhark multicore module" in body and "fastest:" in body
