@@ -118,7 +118,8 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figs = [(name, _png(fig)) for name, fig in figures_for(df)]
-    bd_cols = [("kernel", "kernel"), ("impl", "implementation"), ("size", "size"), ("first_call_s", "first call (s)"),
+    bd_cols = [("kernel", "kernel"), ("impl", "implementation"), ("size", "size"),
+               ("setup_s", "build + context (s)"), ("first_call_s", "first call (s)"),
                ("h2d_s", "host→device (s)"), ("time_s_median", "compute (s)"), ("d2h_s", "device→host (s)")]
     has_bd = "h2d_s" in df and df["h2d_s"].notna().any()
     jenv = Environment(loader=PackageLoader("futhark_lab", "templates"), autoescape=select_autoescape(["html"]))

@@ -111,10 +111,14 @@ class _ModuleCache:
         self.modules: dict[tuple, Any] = {}
         self.setup_s: dict[tuple, float] = {}
 
+    @staticmethod
+    def key(source: Path, impl: Impl) -> tuple:
+        return (str(source), impl.backend, json.dumps(impl.options, sort_keys=True, default=str))
+
     def get(self, source: Path, impl: Impl):
         from .loader import compile as fcompile
 
-        key = (str(source), impl.backend, json.dumps(impl.options, sort_keys=True, default=str))
+        key = self.key(source, impl)
         if key not in self.modules:
             t0 = time.perf_counter()
             self.modules[key] = fcompile(source, backend=impl.backend, **impl.options)
@@ -453,6 +457,8 @@ def _row(run_id, kernel, impl, size, dtype, p, samples, first, error, reference,
                 "time_s_ci_high": st.ci_high, "n": st.n, "rel_noise": st.rel_noise, "samples_s": samples,
                 "error": None})
     row["h2d_s"] = p.h2d_s
+    if impl.kind == "futhark":  # building (or finding) the program and creating its context, once per run
+        row["setup_s"] = modules.setup_s.get(modules.key(Path(kernel.source), impl), math.nan)
     # device->host of the result, timed apart from compute
     t = time.perf_counter()
     host = _host(first.result)

@@ -164,6 +164,7 @@ def test_futhark_backends_in_a_sweep(tmp_path):
     assert df["correct"].all()
     fut = df[df["impl"] == "futhark-c"]
     assert fut["h2d_s"].notna().all() and fut["d2h_s"].notna().all()
+    assert (fut["setup_s"] > 0).all(), "building the program and creating its context is timed apart"
     assert (df[df["impl"] == "futhark-c+copy"]["h2d_s"].isna()).all()  # transfer is inside every call there
 
 
