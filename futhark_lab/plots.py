@@ -75,17 +75,10 @@ def throughput(df: pd.DataFrame, *, ax=None) -> Figure:
         ax.plot(g["size"], g["gbps"], marker="o", label=label)
         suspect |= _mark_suspect(ax, g, "gbps")
     _peak_lines(ax, d)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("problem size (elements)")
-    ax.set_ylabel("throughput (GB/s of minimum memory traffic)")
-    ax.set_title(_title(d, "throughput against memory bandwidth"))
     if suspect:
         ax.scatter([], [], marker="x", color="red", label="> 100% of a peak: suspect")
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "problem size (elements)", "throughput (GB/s of minimum memory traffic)",
+                   _title(d, "throughput against memory bandwidth"))
 
 
 def roofline(df: pd.DataFrame, *, ax=None) -> Figure:
@@ -122,14 +115,8 @@ def roofline(df: pd.DataFrame, *, ax=None) -> Figure:
     ax.add_artist(first)
     ax.legend(handles=kernel_handles, title="kernel", fontsize=7, title_fontsize=7, loc="lower left",
               bbox_to_anchor=(1.01, 0.0))
-    ax.set_xlabel("arithmetic intensity (flop/byte)")
-    ax.set_ylabel("performance (GFLOP/s)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_title("roofline (largest size of each kernel)")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "arithmetic intensity (flop/byte)", "performance (GFLOP/s)",
+                   "roofline (largest size of each kernel)", legend=False)
 
 
 def time_vs_size(df: pd.DataFrame, *, ax=None) -> Figure:
@@ -139,15 +126,8 @@ def time_vs_size(df: pd.DataFrame, *, ax=None) -> Figure:
     for label, g in _series(d):
         err = np.vstack([g["time_s_median"] - g["time_s_q1"], g["time_s_q3"] - g["time_s_median"]])
         ax.errorbar(g["size"], g["time_s_median"], yerr=err, marker="o", capsize=3, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("problem size (elements)")
-    ax.set_ylabel("time per call (s), median with IQR")
-    ax.set_title(_title(d, "time against size"))
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "problem size (elements)", "time per call (s), median with IQR",
+                   _title(d, "time against size"))
 
 
 def speedup(df: pd.DataFrame, baseline: str = "numpy", *, ax=None) -> Figure:
@@ -161,15 +141,8 @@ def speedup(df: pd.DataFrame, baseline: str = "numpy", *, ax=None) -> Figure:
         b = base.reindex(list(zip(g["kernel"], g["size"], g["dtype"]))).to_numpy()
         ax.plot(g["size"], b / g["time_s_median"].to_numpy(), marker="o", label=label)
     ax.axhline(1.0, color="gray", lw=1, ls="--")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("problem size (elements)")
-    ax.set_ylabel(f"speedup over {baseline} (×)")
-    ax.set_title(_title(d, f"speedup over {baseline}"))
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "problem size (elements)", f"speedup over {baseline} (×)",
+                   _title(d, f"speedup over {baseline}"))
 
 
 def breakdown(df: pd.DataFrame, size: int | None = None, *, ax=None) -> Figure:
@@ -192,6 +165,20 @@ def breakdown(df: pd.DataFrame, size: int | None = None, *, ax=None) -> Figure:
     ax.set_ylabel("time (s)")
     ax.set_title(_title(d, f"where the time goes at size {size:,}" if size else "where the time goes"))
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str, legend: bool = True) -> Figure:
+    """Log-log axes with units, title, legend and grid: the common finish of every figure here."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig
 
