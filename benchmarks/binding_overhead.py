@@ -68,7 +68,7 @@ def main() -> None:
         x = np.ones(1)
         xd = m.array(x)
         assert m.first(x) == 1.0
-        rows.append(("futhark-lab c, NumPy input (new + call + sync + free)", per_call_us(lambda: m.first(x))))
+        rows.append(("futhark-lab c, NumPy input (checks + new + call + free)", per_call_us(lambda: m.first(x))))
         rows.append(("futhark-lab c, device-resident input (call + sync)", per_call_us(lambda: m.first(xd))))
     try:
         import pyopencl  # noqa: F401

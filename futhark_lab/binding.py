@@ -448,7 +448,8 @@ class EntryFunction:
         m = module.manifest
         self._ctypes_out = [_ctype(m, o.type) + " *" for o in entry.outputs]
         self._cfun = getattr(module.context.lib, entry.cfun)
-        self._sync = module.context.lib.futhark_context_sync
+        # the C API documents futhark_context_sync as a no-op returning 0 on the sequential c backend
+        self._sync = None if module.backend == "c" else module.context.lib.futhark_context_sync
         self._wraps = [self._wrapper(o.type) for o in entry.outputs]
         self._convs = [self._converter(p) for p in entry.inputs]
         self._unique = [i for i, p in enumerate(entry.inputs) if p.unique]
@@ -548,9 +549,10 @@ class EntryFunction:
                         args[i]._consumed = True
                 if code != 0:
                     raise ctx.error(code, f"entry point {e.name}")
-                code = self._sync(ctx.handle)
-                if code != 0:
-                    raise ctx.error(code, f"synchronising after entry point {e.name}")
+                if self._sync is not None:
+                    code = self._sync(ctx.handle)
+                    if code != 0:
+                        raise ctx.error(code, f"synchronising after entry point {e.name}")
         finally:
             for t in temps:
                 if type(t) is tuple:

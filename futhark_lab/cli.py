@@ -102,7 +102,7 @@ def cmd_run(a) -> int:
     backends = [b for b in a.backends.split(",") if b] if a.backends else _working_backends(
         ("c", "multicore", "opencl", "cuda"), a.quiet)
     impls = _impls(backends, _torch_devices(a.torch), not a.no_numpy, a.copy, kernel)
-    policy = Policy(max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time), max_noise=a.noise)
+    policy = Policy(max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time), max_noise=a.noise, cold=a.cold)
     df = sweep(kernel, impls, sizes=_parse_sizes(a.sizes), dtypes=a.dtypes.split(",") if a.dtypes else None,
                run_id=a.run_id, results=a.results, policy=policy, progress=not a.quiet)
     _summary(df)
@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-time", type=float, default=2.0, help="seconds per point at most (default 2)")
     r.add_argument("--min-time", type=float, default=0.1, help="seconds per point at least (default 0.1)")
     r.add_argument("--noise", type=float, default=0.01, help="stop when the median's 95%% CI is within this")
+    r.add_argument("--cold", action="store_true",
+                   help="also measure cold: flush the L2 (GPU) or last-level cache (CPU) before each sample")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
 

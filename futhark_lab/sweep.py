@@ -379,12 +379,16 @@ def sweep(
     store.write_environment({**environment(), "method": {**dataclasses.asdict(policy), "rounds": rounds,
                                                           "seed": seed}})
     done = store.done_keys()
-    per_round = dataclasses.replace(policy, min_time_s=policy.min_time_s / rounds,
+    per_round = dataclasses.replace(policy, cold=False, min_time_s=policy.min_time_s / rounds,
                                     max_time_s=policy.max_time_s / rounds,
                                     min_samples=max(3, policy.min_samples // rounds),
                                     max_samples=max(3, policy.max_samples // rounds), max_noise=0.0)
     hw = _hardware_models(impls, hardware)
     modules = _ModuleCache()
+    flushers = {}
+    if policy.cold:  # one cache-sized buffer per device kind, made once (the GPU's L2, the CPU's last level)
+        from .timing import CacheFlusher
+        flushers = {k: CacheFlusher(k) for k in {_hw_key(i) for i in impls}}
     plan = [(k, n, d) for k in kernels for d in (dtypes or k.dtypes) if d in k.dtypes or dtypes is None
             for n in (sizes or k.sizes)]
     total = sum(1 for k, n, d in plan for i in impls if (k.name, i.name, int(n), d) not in done)
@@ -415,7 +419,8 @@ def sweep(
                         continue
                     try:
                         m = measure(p.call, device=p.measure_device if p.sync is None else "cpu", sync=p.sync,
-                                    policy=per_round, keep_result=(r == 0))
+                                    policy=per_round, keep_result=(r == 0),
+                                    flush=flushers.get(_hw_key(impl)) if policy.cold and r == 0 else None)
                     except Exception as exc:  # noqa: BLE001
                         if on_error == "raise":
                             raise

@@ -262,7 +262,7 @@ def measure(
             flusher()
             sync_fn()
             cold.append(one())
-            if clock() - start > policy.max_time_s:
+            if clock() - start > policy.max_time_s and len(cold) >= 5:
                 break
         m.cold, m.cold_samples_s, m.cold_stats = True, cold, Stats.of(cold)
     return m

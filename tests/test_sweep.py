@@ -171,3 +171,14 @@ def test_futhark_backends_in_a_sweep(tmp_path):
 def test_sizes_between():
     assert sw.sizes_between(1e3, 1e6) == [1000, 10000, 100000, 1000000]
     assert len(sw.sizes_between(1e3, 1e5, 2)) == 5
+
+
+def test_cold_samples_flush_the_cache_and_are_reported_beside_warm(tmp_path):
+    k = _suite().get("dot")
+    policy = Policy(warmup_s=0.005, min_samples=6, min_time_s=0.01, max_time_s=0.2, max_noise=0.05, cold=True)
+    df = sw.sweep(k, [sw.numpy_impl()], sizes=[200_000], dtypes=["f64"], results=tmp_path, policy=policy,
+                  progress=False, hardware=None)
+    row = df.iloc[0]
+    assert row["cold_n"] >= 5 and row["cold_time_s_median"] > 0
+    # 3.2 MB of inputs fit in this CPU's caches when warm; after a flush they come from memory
+    assert row["cold_time_s_median"] >= 0.8 * row["time_s_median"]
