@@ -84,7 +84,13 @@ class CacheFlusher:
             props = torch.cuda.get_device_properties(torch.cuda.current_device())
             l2 = getattr(props, "L2_cache_size", 0) or 50 * 2**20
             self.buf = torch.empty(int(nbytes or 2 * l2), dtype=torch.uint8, device="cuda")
-            self._flush = lambda: self.buf.zero_()
+
+            def flush() -> None:
+                self.buf.zero_()
+                # wait for it: the measured work may run on another stream or context (futhark's), which would
+                # otherwise overlap the flush and be charged for it
+                torch.cuda.synchronize()
+            self._flush = flush
         else:
             self.buf = np.empty(int(nbytes or 2 * _llc_bytes()), dtype=np.uint8)
             self._flush = lambda: self.buf.fill(1)
