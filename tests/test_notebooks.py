@@ -13,12 +13,28 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 
-def execute(name: str):
-    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
-                                     resources={"metadata": {"path": str(ROOT / "notebooks")}})
-    client.execute()
-    return nb
+def execute(name: str, timeout: int = 900):
+    """Execute a notebook with nbclient in a fresh interpreter (isolated from state other tests leave in this
+    process, e.g. IPython's test shell) and return the executed notebook."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    out = Path(tempfile.mkdtemp()) / name
+    code = (
+        "import sys, nbformat, nbclient\n"
+        "src, dst, path = sys.argv[1:4]\n"
+        "nb = nbformat.read(src, as_version=4)\n"
+        "try:\n"
+        "    nbclient.NotebookClient(nb, timeout=600, kernel_name='python3',\n"
+        "                            resources={'metadata': {'path': path}}).execute()\n"
+        "finally:\n"
+        "    nbformat.write(nb, dst)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "notebooks" / name), str(out),
+                           str(ROOT / "notebooks")], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stderr[-3000:]}"
+    return nbformat.read(out, as_version=4)
 
 
 def outputs(nb) -> str:
