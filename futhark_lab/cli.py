@@ -144,8 +144,11 @@ def _summary(df) -> None:
     cols = [c for c in ("kernel", "impl", "size", "dtype", "time_s_median", "gbps", "correct", "error") if c in df]
     if len(df):
         import pandas as pd
-        with pd.option_context("display.width", 160, "display.max_rows", 60):
-            print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        shown = df[cols].copy()
+        if "error" in shown:  # the first line of an error is enough here; the report has it whole
+            shown["error"] = shown["error"].map(lambda e: "" if not isinstance(e, str) else e.splitlines()[0][:70])
+        with pd.option_context("display.width", 200, "display.max_rows", 80):
+            print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 def cmd_generate(a) -> int:

@@ -487,7 +487,7 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
     res = _run(cmd, build, log, verbose)
     if res.returncode != 0:
         err = res.stderr.strip()
-        missing = re.findall(r"cannot find -l(\S+)", err)
+        missing = re.findall(r"cannot find -l([^\s:]+)", err)
         if missing:
             raise BackendUnavailable(
                 backend, f"the linker cannot find lib{missing[0]} (needed by the {backend} backend)",

@@ -121,14 +121,20 @@ class _ModuleCache:
         key = self.key(source, impl)
         if key not in self.modules:
             t0 = time.perf_counter()
-            self.modules[key] = fcompile(source, backend=impl.backend, **impl.options)
+            try:
+                self.modules[key] = fcompile(source, backend=impl.backend, **impl.options)
+            except Exception as exc:  # noqa: BLE001 - remembered: a backend that failed once is not rebuilt per point
+                self.modules[key] = exc
             self.setup_s[key] = time.perf_counter() - t0
+        if isinstance(self.modules[key], Exception):
+            raise self.modules[key]
         return self.modules[key], self.setup_s[key]
 
     def close(self):
         for m in self.modules.values():
             try:
-                m.close()
+                if not isinstance(m, Exception):
+                    m.close()
             except Exception:
                 pass
 
