@@ -59,6 +59,9 @@ def compile(
     return FutharkModule(build, ctx_opts)
 
 
+_cpu_platform_warned: set[str] = set()
+
+
 def choose_opencl_platform(backend: str) -> str | None:
     """Never a silent CPU: prefer a GPU platform over PoCL at index 0, and say which platform runs."""
     import sys
@@ -74,8 +77,10 @@ def choose_opencl_platform(backend: str) -> str | None:
         return None
     gpu = next((p for p in plats if p.has_gpu), None)
     if gpu is None:
-        warnings.warn(f"{backend}: no OpenCL GPU platform found; running on {plats[0].name!r} "
-                      f"({', '.join(d.name for d in plats[0].devices)}), which is a CPU", stacklevel=3)
+        if backend not in _cpu_platform_warned:  # once per backend and process: it does not change
+            _cpu_platform_warned.add(backend)
+            warnings.warn(f"{backend}: no OpenCL GPU platform found; running on {plats[0].name!r} "
+                          f"({', '.join(d.name for d in plats[0].devices)}), which is a CPU", stacklevel=3)
         return None
     if gpu.index != 0:
         print(f"futhark-lab: {backend}: OpenCL platform 0 is {plats[0].name!r}; using GPU platform {gpu.name!r} "

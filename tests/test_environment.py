@@ -12,7 +12,7 @@ import pytest
 from futhark_lab.diagnose import diagnose, explain
 from futhark_lab.doctor import BackendStatus, best_backend, check_backend, format_table
 
-from .conftest import ROOT
+from .conftest import ROOT, needs_futhark
 
 DATA = Path(__file__).parent / "data"
 
@@ -91,8 +91,7 @@ def test_best_backend_prefers_gpu_then_multicore():
     assert "cuda" in table and "ok" in table
 
 
-@pytest.mark.skipif(shutil.which("futhark") is None and not __import__("os").environ.get("FUTHARK"),
-                    reason="the futhark compiler is not installed")
+@needs_futhark
 def test_doctor_on_this_machine():
     """c, multicore and python work wherever futhark does; OpenCL ones where a platform exists; cuda with a cause."""
     from futhark_lab.doctor import doctor
@@ -114,8 +113,7 @@ def test_doctor_on_this_machine():
     assert {r["backend"] for r in rows} == {"c", "cuda"} and rows[0]["works"]
 
 
-@pytest.mark.skipif(shutil.which("futhark") is None and not __import__("os").environ.get("FUTHARK"),
-                    reason="the futhark compiler is not installed")
+@needs_futhark
 def test_auto_backend_picks_a_working_one_and_says_so(capsys):
     import futhark_lab
     with futhark_lab.compile("entry f (x: f64): f64 = x + 1", backend="auto") as m:
