@@ -34,7 +34,7 @@ GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 BUILD_FORMAT = 5
 
 #: Minimum compiler we support, and features that need newer ones.
-MIN_FUTHARK = (0, 25, 0)
+MIN_FUTHARK = (0, 25, 8)
 FEATURE_VERSIONS = {
     "raw pointer API in the manifest (new_raw/values_raw; zero-copy with PyTorch/CuPy)": (0, 25, 14),
     "CUDA 13 headers without the cuCtxCreate shim": (0, 25, 34),
@@ -87,6 +87,11 @@ def _read_version(path: str, _mtime: int, _size: int) -> FutharkCompiler:
     if not m:
         raise FutharkNotFound(f"{path} --version printed no Futhark version: {text[:200]!r}. {INSTALL_HINT}")
     version = tuple(int(g) for g in m.groups())
+    if version < MIN_FUTHARK:
+        import warnings
+        warnings.warn(f"futhark {'.'.join(map(str, version))} is older than the oldest tested version "
+                      f"({'.'.join(map(str, MIN_FUTHARK))}); see environment.md#supported-futhark-versions",
+                      stacklevel=3)
     return FutharkCompiler(path, version, text.splitlines()[0])  # type: ignore[arg-type]
 
 
