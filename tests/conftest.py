@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = Path(__file__).resolve().parent / "programs"
-NO_FUTHARK = ("the futhark compiler is not installed (not on PATH and $FUTHARK unset); "
+NO_FUTHARK = ("the futhark compiler is not installed (not on PATH, or $FUTHARK does not name it); "
               "see README.md 'Getting the futhark compiler'")
 
 

@@ -95,6 +95,20 @@ def test_relative_imports_from_notebook_directory(ip, tmp_path, monkeypatch):
     assert ip.user_ns["imp"].f(3.0) == 9.0
 
 
+def test_futhark_pkg_libraries_in_the_notebook_directory(ip, tmp_path, monkeypatch):
+    """`futhark pkg sync` puts packages under lib/<host>/<owner>/<repo>/ next to futhark.pkg; cells import them
+    by that path (the layout made by hand here: this machine cannot reach the package hosts)."""
+    pkg = tmp_path / "lib" / "github.com" / "example" / "stats"
+    pkg.mkdir(parents=True)
+    (pkg / "stats.fut").write_text("def mean [n] (xs: [n]f64): f64 = f64.sum xs / f64.i64 n\n")
+    (tmp_path / "futhark.pkg").write_text("require {\n  github.com/example/stats 0.1.0 #0000000\n}\n")
+    monkeypatch.chdir(tmp_path)
+    ok, out, res = run(ip, "--name pkgmod", 'import "lib/github.com/example/stats/stats"\n'
+                                            'entry m (xs: []f64): f64 = mean xs\n')
+    assert ok, (out, res.error_in_exec)
+    assert ip.user_ns["pkgmod"].m(np.array([1.0, 2.0, 6.0])) == 3.0
+
+
 @pytest.mark.parametrize("line", ["--name 'a; rm -rf /'", "--backend 'c; echo pwned'", "--name $(whoami)",
                                   "-O '--safe; touch /tmp/pwned'"])
 def test_shell_metacharacters_never_reach_a_shell(ip, line, tmp_path):
