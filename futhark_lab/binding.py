@@ -20,6 +20,7 @@ from typing import Any, Callable
 import cffi
 import numpy as np
 
+from . import fastcall
 from . import manifest as mf
 from .compiler import GPU_BACKENDS, Build
 from .errors import BackendUnavailable, FutharkError
@@ -126,6 +127,7 @@ class Library:
     lib: Any
     libc: Any
     raw_offset: bool
+    mode: str = "abi"   # "api" where fastcall built an extension module
 
 
 _libraries: dict[Path, Library] = {}
@@ -138,11 +140,22 @@ def load_library(build: Build) -> Library:
             return _libraries[build.library]
         m = mf.load(build.manifest)
         raw_offset = build.futhark.version < (0, 25, 14)
+        cdef = generate_cdef(m, raw_offset) + "\nvoid free(void *p);"
         ffi = cffi.FFI()
-        ffi.cdef(generate_cdef(m, raw_offset) + "\nvoid free(void *p);")
+        ffi.cdef(cdef)
         lib = ffi.dlopen(str(build.library))
         libc = ffi.dlopen(None)
-        library = Library(build, m, ffi, lib, libc, raw_offset)
+        mode = "abi"
+        if fastcall.enabled():
+            try:
+                from .compiler import c_flags
+                includes = [f for f in c_flags(build.backend, build.futhark, Path(build.directory))[0]
+                            if f.startswith("-I")]
+                ffi, lib = fastcall.api_module(build, fastcall.exported_only(cdef, lib), includes)
+                libc, mode = lib, "api"
+            except Exception:  # noqa: BLE001 - the ABI-mode binding above works everywhere
+                pass
+        library = Library(build, m, ffi, lib, libc, raw_offset, mode)
         _libraries[build.library] = library
         return library
 
@@ -451,6 +464,8 @@ class EntryFunction:
         # the C API documents futhark_context_sync as a no-op returning 0 on the sequential c backend
         self._sync = None if module.backend == "c" else module.context.lib.futhark_context_sync
         self._wraps = [self._wrapper(o.type) for o in entry.outputs]
+        self._single = len(entry.outputs) == 1 and not entry.tuple_output
+        self._context = module.context
         self._convs = [self._converter(p) for p in entry.inputs]
         self._unique = [i for i, p in enumerate(entry.inputs) if p.unique]
         self.__doc__ = self._docstring()
@@ -503,7 +518,8 @@ class EntryFunction:
         dtype, rank, null = t.dtype, t.rank, ffi.NULL
 
         def conv_array(v, temps):
-            if type(v) is np.ndarray and v.dtype == dtype and v.ndim == rank and v.flags.c_contiguous:
+            if type(v) is np.ndarray and (v.dtype is dtype or v.dtype == dtype) and v.ndim == rank \
+                    and v.flags.c_contiguous:
                 host = v  # the common case, checked first and cheaply
             elif isinstance(v, FutharkArray):
                 if v._ctx is not ctx:
@@ -530,44 +546,49 @@ class EntryFunction:
         return conv_array
 
     def __call__(self, *args: Any) -> Any:
-        e = self.entry
-        if len(args) != len(self._convs):
-            raise TypeError(f"{e.name}() takes {len(self._convs)} argument(s) "
+        convs = self._convs
+        if len(args) != len(convs):
+            e = self.entry
+            raise TypeError(f"{e.name}() takes {len(convs)} argument(s) "
                             f"({', '.join(p.name for p in e.inputs)}), {len(args)} given")
-        ctx = self._module.context
-        if not ctx.alive:
-            raise ValueError(f"{e.name}(): the module's context has been closed")
+        ctx = self._context
+        handle = ctx.handle
+        if handle is None:
+            raise ValueError(f"{self.entry.name}(): the module's context has been closed")
         temps: list = []
         try:
-            cargs = [conv(a, temps) for conv, a in zip(self._convs, args)]
+            cargs = [conv(a, temps) for conv, a in zip(convs, args)]
             new = ctx.ffi.new
             outs = [new(ct) for ct in self._ctypes_out]
             with ctx._lock:
-                code = self._cfun(ctx.handle, *outs, *cargs)
-                for i in self._unique:
-                    if isinstance(args[i], FutharkValue):
-                        args[i]._consumed = True
+                code = self._cfun(handle, *outs, *cargs)
+                if self._unique:
+                    for i in self._unique:
+                        if isinstance(args[i], FutharkValue):
+                            args[i]._consumed = True
                 if code != 0:
-                    raise ctx.error(code, f"entry point {e.name}")
+                    raise ctx.error(code, f"entry point {self.entry.name}")
                 if self._sync is not None:
-                    code = self._sync(ctx.handle)
+                    code = self._sync(handle)
                     if code != 0:
-                        raise ctx.error(code, f"synchronising after entry point {e.name}")
+                        raise ctx.error(code, f"synchronising after entry point {self.entry.name}")
         finally:
             for t in temps:
                 if type(t) is tuple:
-                    if ctx.alive:
-                        t[0](ctx.handle, t[1])
+                    if ctx.handle is not None:
+                        t[0](handle, t[1])
                 else:
                     t.free()
+        if self._single:
+            return self._wraps[0](outs[0][0])
         results = [w(out[0]) for w, out in zip(self._wraps, outs)]
-        if e.tuple_output:
+        if self.entry.tuple_output:
             tup = results[0]
             try:
                 return tup.unpack()
             finally:
                 tup.free()
-        return results[0] if len(results) == 1 else tuple(results)
+        return tuple(results)
 
     def __repr__(self) -> str:
         return f"<futhark entry point {self.entry.signature()} [{self._module.backend}]>"
