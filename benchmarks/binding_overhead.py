@@ -26,17 +26,20 @@ SRC = "entry first (xs: []f64): f64 = xs[0]\n"
 N = 20000
 
 
-def per_call_us(fn, n: int = N, repeats: int = 7) -> float:
-    """Best-of-repeats mean over n back-to-back calls (each call synchronises inside the binding)."""
-    for _ in range(n // 10):
-        fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(n):
+def per_call_us(calls: dict, n: int = N, rounds: int = 9) -> dict:
+    """Median over interleaved rounds of the mean time of n back-to-back calls, for each callable: every
+    implementation is measured in every round, so drift in the machine's speed hits all of them alike."""
+    for fn in calls.values():
+        for _ in range(n // 10):
             fn()
-        best = min(best, (time.perf_counter() - t) / n)
-    return best * 1e6
+    times: dict = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            t = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[name].append((time.perf_counter() - t) / n)
+    return {name: float(np.median(ts)) * 1e6 for name, ts in times.items()}
 
 
 def futhark_ffi_call(workdir: Path):
@@ -62,47 +65,48 @@ def futhark_ffi_call(workdir: Path):
 
 def main() -> None:
     fut = find_futhark()
-    print(f"futhark {fut.version_str}; {N} calls per repeat, best of 7; each call on a 1-element f64 array\n")
-    rows = []
-    with futhark_lab.compile(SRC, backend="c") as m:
-        x = np.ones(1)
-        xd = m.array(x)
-        assert m.first(x) == 1.0
-        print(f"futhark-lab binding mode: {m.library.mode} (api: a cffi extension built per program; abi: libffi)\n")
-        rows.append(("futhark-lab c, NumPy input (checks + new + call + free)", per_call_us(lambda: m.first(x))))
-        rows.append(("futhark-lab c, device-resident input (call)", per_call_us(lambda: m.first(xd))))
-    try:
-        import pyopencl  # noqa: F401
-        with futhark_lab.compile(SRC, backend="pyopencl") as p:
-            assert p.first(x) == 1.0
-            rows.append((f"generated pyopencl module via futhark-lab ({p.context.platform_name()})",
-                         per_call_us(lambda: p.first(x), n=2000)))
-            raw = p.context.instance
-            rows.append(("generated pyopencl module called directly", per_call_us(lambda: raw.first(x), n=2000)))
-    except Exception as exc:  # noqa: BLE001
-        print(f"(pyopencl skipped: {exc})")
+    print(f"futhark {fut.version_str}; median of 9 interleaved rounds of {N} calls; each call on a 1-element f64 "
+          "array\n")
+    x = np.ones(1)
     work = Path(tempfile.mkdtemp(prefix="ovh-"))
+    m = futhark_lab.compile(SRC, backend="c")
+    xd = m.array(x)
+    assert m.first(x) == 1.0
+    print(f"futhark-lab binding mode: {m.library.mode} (api: a cffi extension built per program; abi: libffi)\n")
+    calls = {"futhark-lab c, NumPy input (checks + new + call + free)": lambda: m.first(x),
+             "futhark-lab c, device-resident input (call)": lambda: m.first(xd)}
     try:
         call, why = futhark_ffi_call(work)
         if call is not None:
             assert call() == 1.0
-            rows.append(("futhark-ffi (cffi API mode), NumPy input", per_call_us(call)))
+            calls["futhark-ffi (cffi API mode), NumPy input"] = call
         else:
             print(f"(futhark-ffi skipped: {why})")
+        rows = per_call_us(calls)
+        try:
+            import pyopencl  # noqa: F401
+            with futhark_lab.compile(SRC, backend="pyopencl") as p:
+                assert p.first(x) == 1.0
+                raw = p.context.instance
+                rows.update(per_call_us({
+                    f"generated pyopencl module via futhark-lab ({p.context.platform_name()})": lambda: p.first(x),
+                    "generated pyopencl module called directly": lambda: raw.first(x)}, n=1000, rounds=3))
+        except Exception as exc:  # noqa: BLE001
+            print(f"(pyopencl skipped: {exc})")
     finally:
+        m.close()
         shutil.rmtree(work, ignore_errors=True)
-    width = max(len(r[0]) for r in rows)
-    for name, us in rows:
+    width = max(len(r) for r in rows)
+    for name, us in rows.items():
         print(f"{name:<{width}}  {us:8.2f} us/call")
-    ours = rows[0][1]
-    ffi = next((us for name, us in rows if name.startswith("futhark-ffi")), None)
+    ours = rows["futhark-lab c, NumPy input (checks + new + call + free)"]
+    ffi = next((us for name, us in rows.items() if name.startswith("futhark-ffi")), None)
     print(f"\ntarget <= 10 us/call: {'MET' if ours <= 10 else 'MISSED'} ({ours:.2f} us)")
     if ffi is not None:
         print(f"futhark-lab / futhark-ffi = {ours / ffi:.2f}x  "
               f"({'no slower' if ours <= ffi * 1.0 else 'SLOWER'} than futhark-ffi)")
-        print("note: per call futhark-lab also checks the input's dtype/rank, synchronises the context before the "
-              "result is read, and frees the temporary input at once; futhark-ffi does none of these (its scalar "
-              "results are read before a sync, which is unsafe on GPU backends)")
+        print("note: per call futhark-lab also checks the input's dtype/rank and frees the temporary input at once "
+              "(and synchronises before reading results on the backends that need it); futhark-ffi does not")
 
 
 if __name__ == "__main__":
