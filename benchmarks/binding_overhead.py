@@ -8,7 +8,6 @@ futhark-ffi (where it installs).  Target: <= 10 us per call and no slower than f
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
 import subprocess
 import sys

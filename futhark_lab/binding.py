@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import io
 import json
 import re
 import threading
@@ -23,9 +22,9 @@ import numpy as np
 from . import fastcall
 from . import manifest as mf
 from .compiler import GPU_BACKENDS, Build
-from .errors import BackendUnavailable, FutharkError
+from .errors import FutharkError
 from .manifest import PRIMITIVES, ArrayType, EntryPoint, Manifest, OpaqueType
-from .values import (ConsumedError, FutharkArray, FutharkOpaque, FutharkValue, as_host_array,
+from .values import (FutharkArray, FutharkOpaque, FutharkValue, as_host_array,
                      check_result_error, scalar_converter)
 
 _CONTEXT_API = """

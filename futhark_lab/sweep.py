@@ -373,7 +373,6 @@ def sweep(
     Re-running with the same ``run_id`` resumes: points already in results/<run_id>/points.jsonl are not measured
     again.  ``on_error="record"`` stores a failing implementation's error in the row and goes on; ``"raise"`` stops.
     """
-    import pandas as pd
     from tqdm.auto import tqdm
 
     from .env import environment

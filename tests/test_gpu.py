@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import futhark_lab
-from futhark_lab import FutharkError, FutharkOutOfMemory
+from futhark_lab import FutharkError
 
 from .conftest import PROGRAMS, ROOT, have_futhark
 

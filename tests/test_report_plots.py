@@ -6,7 +6,6 @@ import re
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from futhark_lab import plots

@@ -12,7 +12,6 @@ import textwrap
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from futhark_lab import sweep as sw
