@@ -367,11 +367,13 @@ def sweep(
     progress: bool = True,
     hardware: Any = "auto",
     on_error: str = "record",
+    on_point: Callable[[int, int], None] | None = None,
 ):
     """Measure ``impls`` on ``kernels`` over ``sizes`` × ``dtypes``; return a tidy DataFrame (one row per point).
 
     Re-running with the same ``run_id`` resumes: points already in results/<run_id>/points.jsonl are not measured
-    again.  ``on_error="record"`` stores a failing implementation's error in the row and goes on; ``"raise"`` stops.
+    again.  ``on_point(done, total)`` is called after each finished point (progress for a GUI).
+    ``on_error="record"`` stores a failing implementation's error in the row and goes on; ``"raise"`` stops.
     """
     from tqdm.auto import tqdm
 
@@ -398,6 +400,7 @@ def sweep(
             for n in (sizes or k.sizes)]
     total = sum(1 for k, n, d in plan for i in impls if (k.name, i.name, int(n), d) not in done)
     bar = tqdm(total=total, desc=f"sweep {run_id}", disable=not progress, unit="point")
+    finished = 0
     try:
         for kernel, size, dtype in plan:
             todo = [i for i in impls if (kernel.name, i.name, int(size), dtype) not in done]
@@ -440,6 +443,9 @@ def sweep(
                            errors.get(impl.name), reference, modules, hw)
                 store.append(row)
                 bar.update(1)
+                finished += 1
+                if on_point is not None:
+                    on_point(finished, total)
             del prepared, inputs
     finally:
         bar.close()

@@ -40,8 +40,9 @@ class Explorer:
         self.plot = W.Dropdown(options=list(PLOTS), value="throughput", description="plot")
         self.run_button = W.Button(description="Run", button_style="primary")
         self.status = W.HTML()
-        self.out = W.Output()
-        self.progress = W.Output()
+        # plain widgets (no Output capture): the plot is an Image widget, progress an IntProgress
+        self.image = W.Image(format="png", layout=W.Layout(max_width="900px"))
+        self.bar = W.IntProgress(value=0, min=0, max=1, description="progress")
         self.auto_run = auto_run
         self.kernel.observe(self._kernel_changed, names="value")
         for w in (self.backends, self.others, self.sizes, self.dtype):
@@ -50,7 +51,7 @@ class Explorer:
         self.run_button.on_click(lambda _: self.run())
         self.panel = W.VBox([W.HBox([self.kernel, self.dtype, self.plot]),
                              W.HBox([self.backends, self.others]),
-                             W.HBox([self.sizes, self.run_button]), self.status, self.progress, self.out])
+                             W.HBox([self.sizes, self.run_button]), self.status, self.bar, self.image])
 
     @staticmethod
     def _size_range(k: Kernel) -> tuple[int, int]:
@@ -94,10 +95,12 @@ class Explorer:
             self.status.value = "<b>choose at least one implementation</b>"
             return self.df
         self.status.value = f"running {k.name}: {len(impls)} implementation(s) × {len(sizes)} size(s)…"
-        self.progress.clear_output()
-        with self.progress:
-            self.df = sweep(k, impls, sizes=sizes, dtypes=[self.dtype.value], run_id=self.run_id,
-                            results=self.results, policy=self.policy, rounds=2, progress=True)
+        self.bar.value, self.bar.max = 0, len(impls) * len(sizes)
+
+        def advance(done: int, total: int) -> None:
+            self.bar.max, self.bar.value = max(total, 1), done
+        self.df = sweep(k, impls, sizes=sizes, dtypes=[self.dtype.value], run_id=self.run_id,
+                        results=self.results, policy=self.policy, rounds=2, progress=False, on_point=advance)
         self.runs += 1
         self.status.value = f"run <code>{self.run_id}</code>: {len(self.df)} points so far"
         self.redraw()
@@ -124,12 +127,9 @@ class Explorer:
             return
         import io
 
-        from IPython.display import Image, display
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png", dpi=100)
-        self.out.clear_output(wait=True)
-        with self.out:
-            display(Image(buf.getvalue()))
+        self.image.value = buf.getvalue()
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
