@@ -28,11 +28,11 @@ class Browser:
         import websocket
 
         self.port = free_port()
-        self.profile = tempfile.TemporaryDirectory()
+        self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
         self.proc = subprocess.Popen(
             [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}",
+             f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
              f"--remote-debugging-port={self.port}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 30
@@ -84,5 +84,10 @@ class Browser:
             self.ws.close()
         finally:
             self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.profile.cleanup()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            # Chromium's helper processes may still be writing the profile for a moment: best effort
+            shutil.rmtree(self.profile, ignore_errors=True)
