@@ -74,7 +74,7 @@ def screenshot(html_path, png_path, size=(1280, 2400)):
     """Render a page in headless Chromium (no network, as root) and save a PNG."""
     import subprocess
     import tempfile
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}", "--hide-scrollbars",
