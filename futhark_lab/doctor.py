@@ -166,26 +166,14 @@ def _child(backend: str) -> None:
                 from .env import cpu_model
                 report["device"] = cpu_model()
             elif backend == "opencl":
-                from .opencl_info import platforms
-                plat = m.options.platform
-                p = next((p for p in platforms() if plat and plat in p.name), None) or platforms()[0]
-                report["device"] = f"{p.name}: {p.devices[0].name if p.devices else '?'}"
+                from .opencl_info import describe
+                report["device"] = describe(m.options.platform)
             elif backend == "cuda":
-                from .hardware import cuda_attributes  # noqa: F401 - importable means driver API present
-                report["device"] = _cuda_device_name()
+                from .hardware import cuda_device_name
+                report["device"] = cuda_device_name()
     except BaseException as exc:  # noqa: BLE001
         report["error"] = f"{type(exc).__name__}: {exc}"
     print(json.dumps(report), flush=True)
-
-
-def _cuda_device_name() -> str:
-    lib = ctypes.CDLL("libcuda.so.1")
-    lib.cuInit(0)
-    dev = ctypes.c_int()
-    lib.cuDeviceGet(ctypes.byref(dev), 0)
-    buf = ctypes.create_string_buffer(256)
-    lib.cuDeviceGetName(buf, 256, dev)
-    return buf.value.decode()
 
 
 def doctor(backends: list[str] | None = None, *, as_frame: bool = True, verbose: bool = False):

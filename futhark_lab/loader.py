@@ -92,17 +92,16 @@ def pocl_workaround(platform: str | None, build_options: tuple[str, ...]) -> tup
     """PoCL's kernel optimiser (PoCL 3.x, LLVM 15) miscompiles futhark's single-pass reductions: every call after
     the first returns the first call's result.  Kernels compiled with -cl-opt-disable are correct.  Applied only
     where PoCL would run the program (see environment.md#pocl-reductions)."""
-    from .opencl_info import OpenCLUnavailable, platforms
+    from .opencl_info import OpenCLUnavailable, selected
 
     if "-cl-opt-disable" in build_options:
         return ()
     try:
-        plats = platforms()
+        chosen = selected(platform)
     except OpenCLUnavailable:
         return ()
-    if not plats:
+    if chosen is None:
         return ()
-    chosen = next((p for p in plats if platform and (platform in p.name or platform == f"#{p.index}")), plats[0])
     if "Portable Computing Language" in chosen.name or "pocl" in chosen.version.lower():
         return ("-cl-opt-disable",)
     return ()

@@ -90,3 +90,19 @@ def gpu_platform() -> ClPlatform | None:
         return next((p for p in platforms() if p.has_gpu), None)
     except OpenCLUnavailable:
         return None
+
+
+def selected(platform: str | None) -> ClPlatform | None:
+    """The platform futhark's runtime picks for a `platform` option (name substring or "#k"; None: the first)."""
+    plats = platforms()
+    if not plats:
+        return None
+    return next((p for p in plats if platform and (platform in p.name or platform == f"#{p.index}")), plats[0])
+
+
+def describe(platform: str | None) -> str:
+    """'Platform: first device' for the platform an option selects."""
+    p = selected(platform)
+    if p is None:
+        return "no OpenCL platform"
+    return f"{p.name}: {p.devices[0].name}" if p.devices else p.name

@@ -214,13 +214,11 @@ def _futhark_device_name(module: Any) -> str:
         return "host CPU"
     try:
         if module.backend == "cuda":
-            from .doctor import _cuda_device_name
-            return _cuda_device_name()
+            from .hardware import cuda_device_name
+            return cuda_device_name()
         if module.backend == "opencl":
-            from .opencl_info import platforms
-            plats = platforms()
-            p = next((p for p in plats if module.options.platform and module.options.platform in p.name), plats[0])
-            return f"{p.name}: {p.devices[0].name}" if p.devices else p.name
+            from .opencl_info import describe
+            return describe(module.options.platform)
     except Exception:  # noqa: BLE001 - a name is a label, never a reason to fail a sweep
         pass
     return module.options.device or f"{module.backend} default device"
