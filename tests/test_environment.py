@@ -65,11 +65,17 @@ def test_missing_compiler_is_diagnosed(monkeypatch):
     assert not s.works and "futhark compiler" in s.cause and "FUTHARK" in s.fix
 
 
-def test_missing_icd_is_diagnosed(monkeypatch, tmp_path):
-    monkeypatch.setenv("OCL_ICD_VENDORS", str(tmp_path))  # an empty vendors directory: no platform at all
-    s = check_backend("opencl")
-    assert not s.works
-    assert "no platform" in s.cause or "ICD" in s.cause, s.cause
+def test_missing_icd_is_diagnosed(tmp_path):
+    """In a child process: the OpenCL ICD loader reads OCL_ICD_VENDORS once per process, so an empty vendors
+    directory set here would leave this test process without platforms for every later OpenCL test."""
+    import os
+    import sys
+    env = dict(os.environ, OCL_ICD_VENDORS=str(tmp_path))  # an empty vendors directory: no platform at all
+    out = subprocess.run([sys.executable, "-m", "futhark_lab.cli", "doctor", "--json", "--backends", "opencl"],
+                         capture_output=True, text=True, cwd=ROOT, env=env)
+    s = json.loads(out.stdout)[0]
+    assert not s["works"]
+    assert "no platform" in s["cause"] or "ICD" in s["cause"], s["cause"]
 
 
 def test_cuda_without_driver_is_reported_with_its_cause():
