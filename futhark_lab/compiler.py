@@ -42,8 +42,8 @@ FEATURE_VERSIONS = {
 }
 
 INSTALL_HINT = (
-    "Install the futhark compiler and put it on PATH (or set $FUTHARK to its path): "
-    "`nix develop` in this repository gives a shell with it, or download a release from "
+    "Install the futhark compiler: `bash scripts/setup.sh` (as root) installs Debian's package into .venv; or put "
+    "one on PATH (or set $FUTHARK to its path): `nix develop` in this repository gives a shell with it, or download a release from "
     "https://futhark-lang.org/releases/ (futhark-<version>-linux-x86_64.tar.xz, then `make install`). "
     "See environment.md."
 )
@@ -66,14 +66,23 @@ class FutharkCompiler:
 
 
 def find_futhark() -> FutharkCompiler:
-    """Locate futhark ($FUTHARK, then PATH) and read its version; raise FutharkNotFound with the fix."""
+    """Locate futhark ($FUTHARK, then PATH, then the environment's own bin/ where scripts/setup.sh links the one it
+    installed, so an unactivated venv finds it too) and read its version; raise FutharkNotFound with the fix."""
     explicit = os.environ.get("FUTHARK")
-    path = shutil.which(explicit) if explicit else shutil.which("futhark")
+    if explicit:
+        path = shutil.which(explicit)
+    else:
+        path = shutil.which("futhark") or shutil.which("futhark", path=_environment_bin())
     if not path:
-        where = f"$FUTHARK={explicit!r} is not an executable" if explicit else "no `futhark` on PATH"
+        where = (f"$FUTHARK={explicit!r} is not an executable" if explicit
+                 else f"no `futhark` on PATH nor in {_environment_bin()}")
         raise FutharkNotFound(f"futhark compiler not found ({where}). {INSTALL_HINT}")
     st = os.stat(path)
     return _read_version(path, st.st_mtime_ns, st.st_size)
+
+
+def _environment_bin() -> str:
+    return sysconfig.get_path("scripts")
 
 
 @functools.lru_cache(maxsize=8)
