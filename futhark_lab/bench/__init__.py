@@ -15,6 +15,6 @@ def __getattr__(name):  # the runner and importer pull in compiler/timing/pandas
         from . import jsonimport
         return getattr(jsonimport, name)
     if name == "compare":
-        from .compare import compare
+        from .comparison import compare
         return compare
     raise AttributeError(name)

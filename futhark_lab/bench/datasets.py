@@ -269,10 +269,10 @@ def decode(data: bytes, what: str) -> list:
             if i + size > n:
                 raise SpecError(f"{what}: binary value truncated ({n - i} of {size} bytes)")
             try:
-                (v,) = list(futhark_data.loadb(data[i:i + size]))
+                (v,) = list(futhark_data.loadb(data if (i, size) == (0, n) else data[i:i + size]))
             except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file, named here
                 raise SpecError(f"{what}: cannot read binary value: {exc}") from None
-            out.append(np.asarray(v).copy() if np.ndim(v) else PRIM[tname](v))
+            out.append(np.asarray(v) if np.ndim(v) else PRIM[tname](v))    # read-only views: inputs are copied in
             i += size
         else:
             j = data.find(b"b\x02", i)
