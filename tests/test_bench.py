@@ -337,4 +337,5 @@ entry main (xs: []f64): f64 = f64.sum xs
     errs = dict(zip(df["dataset"], df["error"]))
     assert "expected input of types: []f64; provided input of types: []i32" in errs['#0 ("[1i32, 2i32]")']
     assert "does not exist" in errs["missing.in"]
-    assert errs['#2 ("[1.0f64, 2.0f64]")'] is None or (isinstance(errs['#2 ("[1.0f64, 2.0f64]")'], float))
+    assert not isinstance(errs['#2 ("[1.0f64, 2.0f64]")'], str)
+    assert df.set_index("dataset").loc['#2 ("[1.0f64, 2.0f64]")', "time_s_median"] > 0
