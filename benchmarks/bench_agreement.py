@@ -64,12 +64,16 @@ entry matmul [n][m][p] (a: [n][m]f32) (b: [m][p]f32): [n][p]f32 =
 THRESHOLD = 0.05
 
 
-def write_programs(work: Path) -> None:
+def write_programs(work: Path, data: bool = True) -> None:
+    """The programs and their data files (seeded: the same bytes wherever they are made)."""
     import futhark_data
 
-    (work / "data").mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     for name, text in PROGRAMS.items():
         (work / name).write_text(text)
+    if not data:
+        return
+    (work / "data").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
     (work / "data" / "f64_1m.in").write_bytes(futhark_data.dumpb(rng.random(1_000_000)))
     (work / "data" / "f64_8m.in").write_bytes(futhark_data.dumpb(rng.random(8_000_000)))
@@ -164,8 +168,7 @@ def prepare_gpu(out: Path, backend: str = "cuda") -> None:
     from futhark_lab.compiler import export_generated, find_futhark
 
     fut = find_futhark()
-    out.mkdir(parents=True, exist_ok=True)
-    write_programs(out)
+    write_programs(out, data=False)        # the data is made where it runs (seeded), so it need not be carried
     (out / "standalone").mkdir(exist_ok=True)
     for name in PROGRAMS:
         export_generated(out / name, backend, out / "gen")
@@ -177,7 +180,7 @@ def prepare_gpu(out: Path, backend: str = "cuda") -> None:
     (out / "meta.json").write_text(json.dumps({"futhark_version": list(fut.version), "backend": backend,
                                                "futhark_version_text": fut.version_text}))
     print(f"prepared {out}; on the GPU machine, from a checkout of futhark-lab with this directory next to it:\n"
-          f"  FUTHARK_LAB_GENERATED={out.name}/gen python benchmarks/bench_agreement.py --gpu {out.name}")
+          f"  python benchmarks/bench_agreement.py --gpu {out.name}   (it sets FUTHARK_LAB_GENERATED={out.name}/gen)")
 
 
 def gpu(work: Path, runs: int) -> None:
@@ -190,6 +193,8 @@ def gpu(work: Path, runs: int) -> None:
     backend = meta.get("backend", "cuda")
     fake = compiler.FutharkCompiler("absent", tuple(meta["futhark_version"]), meta["futhark_version_text"])
     build = work / "standalone"
+    if not (work / "data").is_dir():
+        write_programs(work)
     exes = {}
     for name in PROGRAMS:
         cflags, libs = compiler.c_flags(backend, fake, build)
