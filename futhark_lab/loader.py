@@ -6,7 +6,8 @@ import os
 from typing import Any
 
 from .binding import ContextOptions, FutharkModule
-from .compiler import ALL_BACKENDS, PY_BACKENDS, compile_program
+from .compiler import ALL_BACKENDS, GPU_BACKENDS, PY_BACKENDS, Build, compile_program
+from .probe import probe_context
 from .pyloader import PyFutharkModule
 
 
@@ -40,8 +41,8 @@ def compile(
     (multicore).  Returns a module whose attributes are the entry points.
     """
     if backend == "auto":
-        from .doctor import best_backend
-        backend = best_backend(verbose=True)
+        raise ValueError("backend='auto' is resolved by futhark_lab.compile (frontdoor), which asks doctor; "
+                         "loader.compile needs a concrete backend")
     if backend not in ALL_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} or 'auto'")
     build_options = tuple(build_options)
@@ -54,7 +55,15 @@ def compile(
     ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
                               logging=logging, tuning=dict(tuning or {}), cache_file=cache_file,
                               num_threads=num_threads, build_options=build_options, probe=probe)
-    if backend in PY_BACKENDS:
+    return load(build, ctx_opts)
+
+
+def load(build: Build, ctx_opts: ContextOptions) -> FutharkModule | PyFutharkModule:
+    """A live module for a build.  A first GPU context is created in a child process (``probe``), since futhark's
+    GPU runtimes exit() the process on fatal driver errors."""
+    if ctx_opts.probe and build.backend in GPU_BACKENDS:
+        probe_context(build, ctx_opts)
+    if build.backend in PY_BACKENDS:
         return PyFutharkModule(build, ctx_opts)
     return FutharkModule(build, ctx_opts)
 
