@@ -22,10 +22,6 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return d[d["error"].isna()] if "error" in d else d
 
 
-def _label(df: pd.DataFrame, impl: str) -> str:
-    return impl
-
-
 def dataset_figure(g: pd.DataFrame, title: str | None = None) -> Figure:
     """The four #1861 panels for one program/dataset, one colour per implementation (backend or file)."""
     fig = Figure(figsize=(10, 6.2), dpi=100)

@@ -122,6 +122,9 @@ def bench(
     name = os.path.normpath(str(program))
     if spec.compile_error is not None:
         raise SpecError(f"{name}: its test expects a compile error; there is nothing to benchmark")
+    if not spec.cases:
+        raise SpecError(f"{name} has no `-- ==` block with datasets: nothing to benchmark (see `futhark test`'s "
+                        "manual for the format, e.g. `-- ==` then `-- random input { [1000000]f32 }`)")
     if entry is not None and entry not in spec.entries():
         raise SpecError(f"{name}: no datasets for entry point {entry!r} (its blocks name: "
                         f"{', '.join(spec.entries()) or 'none'})")
@@ -147,6 +150,9 @@ def bench(
             cases.setdefault((e, r.description), r)
     total = sum(1 for b, (todo, _) in plans.items() for e, r in todo
                 if (program_key(name, e), r.description, b) not in done)
+    if not any(todo for todo, _ in plans.values()):
+        why = sorted({s for _, skipped in plans.values() for s in skipped})
+        raise SpecError(f"{name}: every dataset is skipped on {', '.join(backends)}: " + "; ".join(why[:5]))
     modules: dict[str, Any] = {}
     setup_s: dict[str, float] = {}
     reference: dict[str, Any] = {}
