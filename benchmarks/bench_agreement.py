@@ -222,7 +222,8 @@ def gpu(work: Path, runs: int) -> None:
         return out
 
     before = standalone()            # futhark's executable, then futhark-lab, then futhark's again
-    lab = lab_bench(work, backend, work / "results")
+    from futhark_lab.sweep import new_run_id
+    lab = lab_bench(work, backend, work / "results", run_id=new_run_id(f"lab-{backend}"))   # fresh: no resume
     after = standalone()
     rows = []
     for key, us in before.items():
