@@ -31,7 +31,7 @@ ALL_BACKENDS = C_BACKENDS + PY_BACKENDS
 GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 
 #: Bump when the binding or build recipe changes in a way that invalidates cached builds.
-BUILD_FORMAT = 5
+BUILD_FORMAT = 6
 
 #: Minimum compiler we support, and features that need newer ones.
 MIN_FUTHARK = (0, 25, 8)
@@ -465,22 +465,14 @@ def compile_program(
         raise
 
 
-_HOST_ALLOC = "    *mem_out = malloc(size);\n  }\n}"
-_HOST_ALLOC_CHECKED = ("    *mem_out = malloc(size);\n"
-                       "    if (*mem_out == NULL && size != 0 && ctx->error == NULL) {  /* futhark-lab patch */\n"
-                       "      ctx->error = msgprintf(\"Cannot allocate %lld bytes of host memory for %s.\\n\",\n"
-                       "                             (long long) size, tag);\n"
-                       "    }\n  }\n}")
-
-
 def patch_generated_c(src: Path, log: list[str]) -> None:
-    """Futhark's host_alloc ignores malloc failure (0.25.8 up to at least 0.26.x), so an allocation larger than
-    memory segfaults the process on the c and multicore backends.  Make it report the failure instead; the runtime
-    then raises FUTHARK_OUT_OF_MEMORY with its usual message."""
+    """Make the generated C report, instead of ending the process on, conditions an entry call can reach
+    (malloc failure, negative or overflowing sizes, INT_MIN / -1): see ``cpatch``."""
+    from .cpatch import patch_text
     text = src.read_text()
-    if _HOST_ALLOC in text and "futhark-lab patch" not in text:
-        src.write_text(text.replace(_HOST_ALLOC, _HOST_ALLOC_CHECKED, 1))
-        log.append("# futhark-lab: patched host_alloc to report malloc failure (out of memory) instead of crashing")
+    patched = patch_text(text, log)
+    if patched is not text:
+        src.write_text(patched)
 
 
 def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, log: list[str], verbose: bool,

@@ -277,7 +277,8 @@ def as_host_array(entry: str, param: str, t: ArrayType, value: Any) -> np.ndarra
 def check_result_error(code: int, message: str | None, what: str) -> FutharkError:
     from .errors import FutharkOutOfMemory
 
-    text = (message or "").strip() or f"{what} failed with error code {code}"
+    text = (message or "").strip()
+    text = f"{what} failed: {text}" if text else f"{what} failed with error code {code}"
     if re.search(r"cuMemcpyHtoD\w*\(.*\n.*error code 1 \(invalid argument\)", text):
         # futhark 0.25.x's new_* ignores a failed device allocation and copies into a null buffer
         text += ("\n(this is how futhark's runtime reports a device allocation that failed: the GPU is out of "

@@ -1,0 +1,106 @@
+"""Make futhark's generated C safe to call from an interpreter that must not die.
+
+futhark's C runtime assumes its caller is a command-line program: conditions a user's argument can reach end the
+process.  Each patch below turns one of them into an ordinary error return (the binding then raises FutharkError
+naming the entry point) or into the value every other backend gives.  Patches are text edits of known code shapes;
+a shape that is not found is simply not patched (and logged), so a newer futhark that fixed the code is untouched.
+
+- ``memblock_alloc*``: a negative size calls ``futhark_panic`` → ``exit(1)``.  Now it sets the context's error and
+  returns FUTHARK_PROGRAM_ERROR.
+- size products: the compiler's own size arithmetic (``int64_t bytes_1 = (int64_t) 8 * n;``, plain ``*`` because
+  futhark treats its overflow as undefined) wraps for huge sizes, e.g. to 0 bytes for ``replicate (2**61) x``, and
+  the code then writes far past the allocation (SIGSEGV).  Those statements use a checked multiply that records the
+  overflow; the next allocation in the thread reports it instead of allocating.
+  (futhark's own wrapping arithmetic, ``mul64``, is a function call and is not touched.)
+- signed division ``INT_MIN / -1`` traps (SIGFPE) on x86 in ``sdiv``/``smod``/``squot``/``srem`` and their
+  ``_safe`` forms.  They now give the two's-complement wrap-around (quotient INT_MIN, remainder 0), which is what
+  the python backend and GPU backends return.
+- ``host_alloc`` ignores ``malloc`` failure (0.25.8 up to at least 0.26.x): report out-of-memory instead.
+
+Only host code is edited (kernel sources embedded as string literals are left alone: GPUs do not trap).
+"""
+
+from __future__ import annotations
+
+import re
+
+MARK = "futhark-lab patch"
+
+_HOST_ALLOC = "    *mem_out = malloc(size);\n  }\n}"
+_HOST_ALLOC_CHECKED = ("    *mem_out = malloc(size);\n"
+                       f"    if (*mem_out == NULL && size != 0 && ctx->error == NULL) {{  /* {MARK} */\n"
+                       "      ctx->error = msgprintf(\"Cannot allocate %lld bytes of host memory for %s.\\n\",\n"
+                       "                             (long long) size, tag);\n"
+                       "    }\n  }\n}")
+
+_PRELUDE = f"""/* {MARK}: checked size products (see futhark_lab/cpatch.py) */
+static __thread int futhark_lab_size_overflow = 0;
+static inline int64_t futhark_lab_smul(int64_t a, int64_t b) {{
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) {{ futhark_lab_size_overflow = 1; return INT64_MIN; }}
+  return r;
+}}
+"""
+
+#: the runtime's forward declaration of set_error: after the standard headers, before the allocators and entries
+_ANCHOR = "static void set_error(struct futhark_context* ctx, char *error);"
+_NEG_ALLOC = re.compile(
+    r'if \(size < 0\)\s*futhark_panic\(1, "Negative allocation of %lld bytes attempted for %s in %s\.\\n", '
+    r'\(long long\) size, desc, ("[^"]*")[^;]*\);')
+
+
+def _neg_alloc_fix(m: re.Match) -> str:
+    space = m.group(1)
+    return (f"if (size < 0 || futhark_lab_size_overflow) {{  /* {MARK} */\n"
+            "        int overflow = futhark_lab_size_overflow;\n"
+            "        futhark_lab_size_overflow = 0;\n"
+            "        set_error(ctx, msgprintf(\"Invalid array size (%s): %s%lld bytes requested for %s in %s.\\n"
+            "An array size passed to (or computed by) this entry point is negative or too large; "
+            "check the sizes given as arguments.\\n\", overflow ? \"size overflow\" : \"negative size\", "
+            f"overflow ? \"(wrapped) \" : \"\", (long long) size, desc, {space}));\n"
+            "        return FUTHARK_PROGRAM_ERROR;\n    }")
+
+
+_TERM = r"(?:\(int64_t\) \d+|[A-Za-z_]\w*)"
+_PRODUCT = re.compile(rf"^(\s+int64_t \w+ = )({_TERM}(?: \* {_TERM})+);$", re.MULTILINE)
+
+
+def _product_fix(m: re.Match) -> str:
+    terms = m.group(2).split(" * ")
+    expr = terms[0]
+    for t in terms[1:]:
+        expr = f"futhark_lab_smul({expr}, {t})"
+    return f"{m.group(1)}{expr};"
+
+
+_DIV = re.compile(r"^(SCALAR_FUN_ATTR int(8|16|32|64)_t (sdiv|squot|smod|srem)(?:_safe)?\2"
+                  r"\(int\2_t x, int\2_t y\)\s*\{\n)", re.MULTILINE)
+
+
+def _div_fix(m: re.Match) -> str:
+    bits, op = m.group(2), m.group(3)
+    value = f"(int{bits}_t) (0 - (uint{bits}_t) x)" if op in ("sdiv", "squot") else "0"
+    return f"{m.group(1)}  if (y == -1) return {value};  /* {MARK}: no SIGFPE on INT_MIN / -1 */\n"
+
+
+def patch_text(text: str, log: list[str]) -> str:
+    """The patched source (idempotent: already patched text comes back unchanged)."""
+    if MARK in text:
+        return text
+    if _HOST_ALLOC in text:
+        text = text.replace(_HOST_ALLOC, _HOST_ALLOC_CHECKED, 1)
+        log.append("# futhark-lab: patched host_alloc to report malloc failure (out of memory) instead of crashing")
+    at = text.find(_ANCHOR)
+    n_alloc = 0
+    if at >= 0:
+        head, tail = text[:at], text[at:]
+        tail, n_alloc = _NEG_ALLOC.subn(_neg_alloc_fix, tail)
+    if n_alloc:
+        tail, n_mul = _PRODUCT.subn(_product_fix, tail)
+        text = head + _PRELUDE + tail
+        log.append(f"# futhark-lab: {n_alloc} allocator(s) report negative/overflowing sizes instead of exit(1); "
+                   f"{n_mul} size product(s) checked for overflow")
+    text, n_div = _DIV.subn(_div_fix, text)
+    if n_div:
+        log.append(f"# futhark-lab: {n_div} signed division function(s) wrap on INT_MIN / -1 instead of SIGFPE")
+    return text
