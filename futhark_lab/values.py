@@ -221,9 +221,20 @@ def scalar_converter(entry: str, param: str, ftype: str) -> Callable[[Any], Any]
                 raise fail(v, f"out of range for {ftype} [{info.min}, {info.max}]")
             return v
         if isinstance(v, (int, float)):
-            if kind == "f" and dtype.itemsize == 2:
-                return int(np.array(v, dtype=np.float16).view(np.uint16))
-            return float(v)
+            try:
+                with np.errstate(all="ignore"):
+                    c = dtype.type(v)
+            except OverflowError:
+                raise fail(v, f"out of range for {ftype}") from None
+            if isinstance(v, int):
+                # an int must be exactly representable (2**53 + 1 is not an f64, 2**24 + 1 not an f32)
+                if not np.isfinite(c) or int(c) != v:
+                    raise fail(v, f"not exactly representable as {ftype}; pass a float if rounding is intended")
+            elif np.isinf(c) and np.isfinite(v):
+                raise fail(v, f"out of range for {ftype} (it would become infinity)")
+            if dtype.itemsize == 2:
+                return int(np.array(c).view(np.uint16))
+            return float(c)
         raise fail(v)
     return conv
 
@@ -268,6 +279,17 @@ def as_host_array(entry: str, param: str, t: ArrayType, value: Any) -> np.ndarra
         if not ok:
             raise fail(f"dtype {arr.dtype} (casting {arr.dtype} to {target} could lose information; "
                        f"convert explicitly with .astype(np.{target.name}) if that is intended)")
+        if arr.dtype.kind in _INT_KINDS and target.kind == "f" and arr.size:
+            # int64/uint64 -> f64 is a "safe" cast to NumPy, yet loses integers beyond 2**53: check the values
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                conv = arr.astype(target)
+                exact = bool(np.all(np.isfinite(conv))) and bool(np.array_equal(conv.astype(arr.dtype), arr))
+            if not exact:
+                raise fail(f"dtype {arr.dtype} with values not exactly representable as {target} (beyond 2**"
+                           f"{np.finfo(target).nmant + 1}); convert explicitly with .astype(np.{target.name}) "
+                           "if rounding is intended")
+            arr = conv
         arr = arr.astype(target)
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
