@@ -209,7 +209,12 @@ class Context:
         self._lock = threading.RLock()
         self._cfg = self._make_config(options)
         previous = _cuda_current_context() if self.backend == "cuda" else None
-        self.handle = self.lib.futhark_context_new(self._cfg)
+        if self.backend == "opencl":
+            from .opencl_info import icd_lock
+            with icd_lock:  # may be the process's first OpenCL call: the ICD loader's start is not thread-safe
+                self.handle = self.lib.futhark_context_new(self._cfg)
+        else:
+            self.handle = self.lib.futhark_context_new(self._cfg)
         if self.backend == "cuda":
             _cuda_restore_current(previous)
         err = self._take_error() if self.handle != self.ffi.NULL else "futhark_context_new returned NULL"
@@ -336,7 +341,7 @@ class Context:
         if p == self.ffi.NULL:
             return None
         try:
-            return self.ffi.string(p).decode(errors="replace")
+            return self.library.build.map_runtime_message(self.ffi.string(p).decode(errors="replace"))
         finally:
             self.library.libc.free(p)
 
@@ -669,7 +674,11 @@ class FutharkModule:
                 setattr(self, name, fn)
 
     def __getitem__(self, name: str) -> EntryFunction:
-        return self.entry_points[name]
+        try:
+            return self.entry_points[name]
+        except (KeyError, TypeError):
+            raise KeyError(f"no entry point {name!r}; this program has: "
+                           f"{', '.join(self.entry_points) or 'none'}") from None
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self.entry_points))

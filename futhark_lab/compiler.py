@@ -88,9 +88,12 @@ def _environment_bin() -> str:
 @functools.lru_cache(maxsize=8)
 def _read_version(path: str, _mtime: int, _size: int) -> FutharkCompiler:
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, errors="replace")
     except OSError as exc:
         raise FutharkNotFound(f"could not run {path}: {exc}. {INSTALL_HINT}") from exc
+    except subprocess.TimeoutExpired:
+        raise FutharkNotFound(f"{path} --version did not answer within 60 s; is it really futhark? "
+                              f"{INSTALL_HINT}") from None
     text = (out.stdout + out.stderr).strip()
     m = re.search(r"Futhark (\d+)\.(\d+)\.(\d+)", text)
     if not m:
@@ -163,10 +166,12 @@ def c_compiler() -> list[str]:
 @functools.lru_cache(maxsize=4)
 def c_compiler_identity(cc: tuple[str, ...]) -> str:
     try:
-        out = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=30, errors="replace")
         return out.stdout.splitlines()[0] if out.stdout else "unknown"
     except OSError:
         return "missing"
+    except subprocess.TimeoutExpired:
+        return "unresponsive"
 
 
 def c_flags(backend: str, futhark: FutharkCompiler, build_dir: Path) -> tuple[list[str], list[str]]:
@@ -264,6 +269,20 @@ class Build:
     def library(self) -> Path:
         return self.directory / f"{self.module_name}.so"
 
+    def map_runtime_message(self, text: str) -> str:
+        """A runtime error's backtrace names the file futhark compiled (for a cell or source text: a temporary
+        file, gone by now); show the user's name (``<cell NAME>``, the source_name given, or their file)."""
+        compiled = getattr(self, "_compiled_path", False)
+        if compiled is False:
+            try:
+                compiled = json.loads((self.directory / "BUILD_OK").read_text()).get("compiled_path")
+            except (OSError, ValueError, AttributeError):
+                compiled = None
+            object.__setattr__(self, "_compiled_path", compiled)
+        if compiled and compiled != self.source_name:
+            text = text.replace(compiled, self.source_name)
+        return text
+
     @property
     def manifest(self) -> Path:
         return self.directory / f"{self.module_name}.json"
@@ -297,10 +316,19 @@ def _read_source(source: str | os.PathLike) -> tuple[str, Path | None]:
         path = Path(source).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"no Futhark source file at {path}")
-        return path.read_text(), path.resolve()
+        try:
+            return path.read_text(encoding="utf-8"), path.resolve()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); Futhark sources are "
+                             "UTF-8") from None
     if not isinstance(source, str):
         raise TypeError(f"source must be Futhark text or a path to a .fut file, not {type(source).__name__}")
     return source, None
+
+
+#: options that change what futhark writes (or make it write nothing), which the build relies on
+_MANAGED_OPTIONS = {"-o", "--library", "--executable", "--server", "--help", "-h", "--version", "-V",
+                    "--entry-point", "-e"}
 
 
 def _validate_options(options: list[str]) -> list[str]:
@@ -309,8 +337,9 @@ def _validate_options(options: list[str]) -> list[str]:
     for opt in options:
         if not isinstance(opt, str) or not opt.startswith("-") or "\x00" in opt or "\n" in opt:
             raise ValueError(f"invalid futhark compiler option {opt!r}: options must be strings starting with '-'")
-        if opt in ("-o", "--library") or opt.startswith("-o"):
-            raise ValueError(f"option {opt!r} is managed by futhark-lab and cannot be passed through")
+        if opt.split("=")[0] in _MANAGED_OPTIONS or opt.startswith("-o"):
+            raise ValueError(f"option {opt!r} is managed by futhark-lab and cannot be passed through "
+                             "(futhark-lab always builds a --library; choose the backend with backend=...)")
         clean.append(opt)
     return clean
 
@@ -344,9 +373,19 @@ def cache_key(
 
 # --------------------------------------------------------------------------- compiling
 
-def _run(cmd: list[str], cwd: Path, log: list[str], verbose: bool) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], cwd: Path, log: list[str], verbose: bool,
+         timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run a compiler.  Ctrl-C (KeyboardInterrupt) kills it (subprocess.run does); ``timeout`` (seconds, or
+    $FUTHARK_LAB_COMPILE_TIMEOUT) ends it with FutharkCompileError."""
     log.append("$ " + " ".join(cmd))
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if timeout is None and os.environ.get("FUTHARK_LAB_COMPILE_TIMEOUT"):
+        timeout = float(os.environ["FUTHARK_LAB_COMPILE_TIMEOUT"])
+    try:
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FutharkCompileError(f"{Path(cmd[0]).name} did not finish within {timeout:g} s (the compile time "
+                                  "limit); simplify the program or raise the limit (timeout=... or "
+                                  "$FUTHARK_LAB_COMPILE_TIMEOUT)", command=cmd, stage="timeout") from None
     if out.stdout:
         log.append(out.stdout.rstrip())
     if out.stderr:
@@ -370,6 +409,7 @@ def compile_program(
     source_name: str | None = None,
     verbose: bool = False,
     link: bool = True,
+    timeout: float | None = None,
 ) -> Build:
     """Compile ``source`` for ``backend`` into the build cache and return the Build (a cache hit if unchanged).
 
@@ -403,8 +443,13 @@ def compile_program(
     root = cache_root()
     final = root / module_name
     if final.is_dir() and (final / "BUILD_OK").exists() and not force:
-        log = (final / "build.log").read_text() if (final / "build.log").exists() else ""
-        return Build(final, backend, module_name, futhark, shown, True, log)
+        broken = _broken_build(final, backend, module_name)
+        if broken is None:
+            log = (final / "build.log").read_text(errors="replace") if (final / "build.log").exists() else ""
+            return Build(final, backend, module_name, futhark, shown, True, log)
+        import warnings
+        warnings.warn(f"futhark-lab: the cached build {final.name} is damaged ({broken}); rebuilding it", stacklevel=3)
+        force = True
 
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{module_name}-", dir=root))
@@ -433,7 +478,7 @@ def compile_program(
             try:
                 out_base = tmp / module_name
                 cmd = [futhark.path, backend, "--library", *options, "-o", str(out_base), str(fut_file)]
-                res = _run(cmd, fut_file.parent, log, verbose)
+                res = _run(cmd, fut_file.parent, log, verbose, timeout)
             finally:
                 if cleanup is not None:
                     cleanup.unlink(missing_ok=True)
@@ -444,12 +489,14 @@ def compile_program(
                 msg = _map_paths(msg, fut_file.name, shown)
             raise FutharkCompileError(msg, command=cmd, stage="futhark")
         if backend in C_BACKENDS:
-            _compile_c(backend, futhark, tmp, module_name, log, verbose, link)
+            _compile_c(backend, futhark, tmp, module_name, log, verbose, link, timeout)
         (tmp / "build.log").write_text("\n".join(log))
         (tmp / "docs.json").write_text(json.dumps(source_docs(text)))
         (tmp / "BUILD_OK").write_text(json.dumps({"backend": backend, "futhark": futhark.version_text,
                                                    "futhark_version": list(futhark.version),
-                                                   "source": shown, "options": options}))
+                                                   "source": shown, "options": options,
+                                                   # runtime backtraces name this path: mapped back (runtime_paths)
+                                                   "compiled_path": str(fut_file) if fut_file else None}))
         if force and final.exists():
             shutil.rmtree(final, ignore_errors=True)
         try:
@@ -465,6 +512,30 @@ def compile_program(
         raise
 
 
+def _broken_build(final: Path, backend: str, module_name: str) -> str | None:
+    """Why a cached build cannot be used (a truncated or edited file), or None.  Cheap: sizes, magic numbers and
+    the small JSON files, not the libraries' contents."""
+    try:
+        json.loads((final / "BUILD_OK").read_text())
+        manifest = final / f"{module_name}.json"
+        if backend in C_BACKENDS:
+            json.loads(manifest.read_text())
+            lib = final / f"{module_name}.so"
+            with open(lib, "rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    return f"{lib.name} is not a shared library"
+        elif backend in PY_BACKENDS:
+            text = (final / f"{module_name}.py").read_text()
+            if "entry_points" not in text or not text.endswith("\n"):
+                return f"{module_name}.py is truncated"
+        docs = final / "docs.json"
+        if docs.exists():
+            json.loads(docs.read_text())
+    except (OSError, ValueError, SyntaxError, RecursionError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def patch_generated_c(src: Path, log: list[str]) -> None:
     """Make the generated C report, instead of ending the process on, conditions an entry call can reach
     (malloc failure, negative or overflowing sizes, INT_MIN / -1): see ``cpatch``."""
@@ -476,7 +547,7 @@ def patch_generated_c(src: Path, log: list[str]) -> None:
 
 
 def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, log: list[str], verbose: bool,
-               link: bool) -> None:
+               link: bool, timeout: float | None = None) -> None:
     cc = c_compiler()
     if shutil.which(cc[0]) is None:
         raise BackendUnavailable(backend, f"no C compiler ({cc[0]}) on PATH",
@@ -490,7 +561,7 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
         cmd = [*cc, *cflags, "-shared", "-Wl,--no-undefined", "-o", str(build / f"{name}.so"), str(src), *libs]
     else:
         cmd = [*cc, *cflags, "-c", "-o", str(build / f"{name}.o"), str(src)]
-    res = _run(cmd, build, log, verbose)
+    res = _run(cmd, build, log, verbose, timeout)
     if res.returncode != 0:
         err = res.stderr.strip()
         missing = re.findall(r"cannot find -l([^\s:]+)", err)

@@ -29,6 +29,7 @@ def compile(
     num_threads: int | None = None,
     build_options: list[str] | tuple[str, ...] = (),
     probe: bool = True,
+    timeout: float | None = None,
 ) -> Any:
     """Compile a Futhark program for ``backend`` and load it.
 
@@ -37,7 +38,8 @@ def compile(
     programs come from the build cache.  Context options: ``device`` (name substring or ``"#k"``), ``platform``
     (OpenCL), ``unified_memory`` (CUDA/HIP; off by default so arrays are plain device memory), ``profiling`` (see
     ``module.report()``), ``tuning`` parameters, a kernel ``cache_file`` for GPU backends, ``num_threads``
-    (multicore).  Returns a module whose attributes are the entry points.
+    (multicore).  ``timeout``: seconds each compiler run may take (default none; Ctrl-C always stops it).
+    Returns a module whose attributes are the entry points.
     """
     if backend == "auto":
         from .doctor import best_backend
@@ -50,7 +52,7 @@ def compile(
             platform = choose_opencl_platform(backend)
         build_options += pocl_workaround(platform, build_options)
     build = compile_program(source, backend, options=options, force=force, base_dir=base_dir,
-                            source_name=name, verbose=verbose)
+                            source_name=name, verbose=verbose, timeout=timeout)
     ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
                               logging=logging, tuning=dict(tuning or {}), cache_file=cache_file,
                               num_threads=num_threads, build_options=build_options, probe=probe)

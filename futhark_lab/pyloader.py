@@ -233,7 +233,7 @@ class PyEntryFunction:
                 res = self._method(*conv)
                 ctx.sync()
             except Exception as exc:  # noqa: BLE001 - classified below; arguments were checked before the call
-                raise _runtime_error(self.name, exc) from None
+                raise _runtime_error(self.name, exc, self._module.build) from None
             finally:
                 for i in self._unique:  # consumed, as on the C backends (the generated code may reuse its memory)
                     if isinstance(args[i], PyArray):
@@ -263,10 +263,10 @@ _SIZE_ERRORS = re.compile(r"negative dimensions|array is too big|maximum support
                           r"Python int too large|invalid buffer size", re.IGNORECASE)
 
 
-def _runtime_error(name: str, exc: BaseException) -> Exception:
+def _runtime_error(name: str, exc: BaseException, build: Build) -> Exception:
     """The generated module's exception as the binding's: TypeError for its own argument checks, FutharkOutOfMemory
     for allocation failures, FutharkError (naming the entry point) for everything else."""
-    msg = _clean_message(str(exc))
+    msg = build.map_runtime_message(_clean_message(str(exc)))
     if isinstance(exc, TypeError) and msg.startswith("Argument #"):
         return TypeError(f"{name}(): {msg}")
     kind = type(exc).__name__
@@ -304,7 +304,11 @@ class PyFutharkModule:
                 setattr(self, name, fn)
 
     def __getitem__(self, name: str) -> PyEntryFunction:
-        return self.entry_points[name]
+        try:
+            return self.entry_points[name]
+        except (KeyError, TypeError):
+            raise KeyError(f"no entry point {name!r}; this program has: "
+                           f"{', '.join(self.entry_points) or 'none'}") from None
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self.entry_points))
