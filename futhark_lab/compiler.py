@@ -31,7 +31,7 @@ ALL_BACKENDS = C_BACKENDS + PY_BACKENDS
 GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 
 #: Bump when the binding or build recipe changes in a way that invalidates cached builds.
-BUILD_FORMAT = 7
+BUILD_FORMAT = 8
 
 #: Minimum compiler we support, and features that need newer ones.
 MIN_FUTHARK = (0, 25, 8)
@@ -490,6 +490,11 @@ def compile_program(
             raise FutharkCompileError(msg, command=cmd, stage="futhark")
         if backend in C_BACKENDS:
             _compile_c(backend, futhark, tmp, module_name, log, verbose, link, timeout)
+        elif backend in PY_BACKENDS:
+            from .cpatch import patch_python_text
+            py = tmp / f"{module_name}.py"
+            if py.exists():
+                py.write_text(patch_python_text(py.read_text(), log))
         (tmp / "build.log").write_text("\n".join(log))
         (tmp / "docs.json").write_text(json.dumps(source_docs(text)))
         (tmp / "BUILD_OK").write_text(json.dumps({"backend": backend, "futhark": futhark.version_text,

@@ -15,7 +15,9 @@ a shape that is not found is simply not patched (and logged), so a newer futhark
 - signed division ``INT_MIN / -1`` traps (SIGFPE) on x86 in ``sdiv``/``smod``/``squot``/``srem`` and their
   ``_safe`` forms.  They now give the two's-complement wrap-around (quotient INT_MIN, remainder 0), which is what
   the python backend and GPU backends return.
-- ``host_alloc`` ignores ``malloc`` failure (0.25.8 up to at least 0.26.x): report out-of-memory instead.
+- ``host_alloc`` ignores ``malloc`` failure (0.25.8 up to at least 0.26.x): report out-of-memory instead; and a
+  request larger than RAM + swap is refused up front (with overcommit, malloc would succeed and the OOM killer end
+  the process while the array is written).
 
 Only host code is edited (kernel sources embedded as string literals are left alone: GPUs do not trap).
 """
@@ -27,14 +29,22 @@ import re
 MARK = "futhark-lab patch"
 
 _HOST_ALLOC = "    *mem_out = malloc(size);\n  }\n}"
-_HOST_ALLOC_CHECKED = ("    *mem_out = malloc(size);\n"
+_HOST_ALLOC_CHECKED = ("    *mem_out = futhark_lab_exceeds_memory(size) ? NULL : malloc(size);\n"
                        f"    if (*mem_out == NULL && size != 0 && ctx->error == NULL) {{  /* {MARK} */\n"
                        "      ctx->error = msgprintf(\"Cannot allocate %lld bytes of host memory for %s.\\n\",\n"
                        "                             (long long) size, tag);\n"
                        "    }\n  }\n}")
 
 _PRELUDE = f"""/* {MARK}: checked size products (see futhark_lab/cpatch.py) */
+#include <sys/sysinfo.h>
 static __thread int futhark_lab_size_overflow = 0;
+/* More than RAM + swap can never succeed; with overcommit malloc may still say yes and the OOM killer then ends
+   the process (and starves its neighbours) while the array is filled. */
+static int futhark_lab_exceeds_memory(size_t size) {
+  struct sysinfo si;
+  if (size < ((size_t) 1 << 30) || sysinfo(&si) != 0) return 0;
+  return (double) size > ((double) si.totalram + (double) si.totalswap) * (double) si.mem_unit;
+}
 static inline int64_t futhark_lab_smul(int64_t a, int64_t b) {{
   int64_t r;
   if (__builtin_mul_overflow(a, b, &r)) {{ futhark_lab_size_overflow = 1; return INT64_MIN; }}
@@ -87,7 +97,7 @@ def patch_text(text: str, log: list[str]) -> str:
     """The patched source (idempotent: already patched text comes back unchanged)."""
     if MARK in text:
         return text
-    if _HOST_ALLOC in text:
+    if _HOST_ALLOC in text and _ANCHOR in text:  # the check it calls comes in with the prelude, at the anchor
         text = text.replace(_HOST_ALLOC, _HOST_ALLOC_CHECKED, 1)
         log.append("# futhark-lab: patched host_alloc to report malloc failure (out of memory) instead of crashing")
     at = text.find(_ANCHOR)
@@ -104,3 +114,29 @@ def patch_text(text: str, log: list[str]) -> str:
     if n_div:
         log.append(f"# futhark-lab: {n_div} signed division function(s) wrap on INT_MIN / -1 instead of SIGFPE")
     return text
+
+
+# --------------------------------------------------------------------------- the python backend's generated module
+
+_PY_ALLOC = "def allocateMem(size):\n    return np.empty(size, dtype=np.byte)\n"
+_PY_ALLOC_CHECKED = f'''def allocateMem(size):  # {MARK}: more than RAM + swap would be filled until the OOM killer ends the process
+    import os as _os
+    if size >= 1 << 30:
+        _mem = _os.sysconf("SC_PHYS_PAGES") * _os.sysconf("SC_PAGE_SIZE")
+        try:
+            with open("/proc/meminfo") as _f:
+                _mem += 1024 * next((int(_l.split()[1]) for _l in _f if _l.startswith("SwapTotal:")), 0)
+        except OSError:
+            pass
+        if size > _mem:
+            raise MemoryError("cannot allocate %d bytes: more than this machine's memory" % size)
+    return np.empty(size, dtype=np.byte)
+'''
+
+
+def patch_python_text(text: str, log: list[str]) -> str:
+    """The python backend allocates with np.empty, which overcommits like malloc: refuse the impossible."""
+    if MARK in text or _PY_ALLOC not in text:
+        return text
+    log.append("# futhark-lab: allocateMem refuses more than RAM + swap instead of being OOM-killed")
+    return text.replace(_PY_ALLOC, _PY_ALLOC_CHECKED, 1)

@@ -137,10 +137,16 @@ def track_context(ctx: Any) -> None:
         _live.add(ctx)
 
 
+#: backends whose context is plain host memory without threads: they keep working in a forked child
+_FORK_SAFE = ("c", "python")
+
+
 def _after_fork_in_child() -> None:
     global _live_lock
     _live_lock = threading.Lock()
     for ctx in list(_live):
+        if getattr(ctx, "backend", None) in _FORK_SAFE:
+            continue
         try:
             ctx._forked()
         except Exception:  # noqa: BLE001 - never fail the fork
