@@ -240,6 +240,40 @@ def source_docs(source: str) -> dict[str, str]:
     return docs
 
 
+_ENTRY_RE = re.compile(r"^[ \t]*entry\s+([A-Za-z_][A-Za-z0-9_']*)", re.MULTILINE)
+_PARAM_RE = re.compile(r"\s*\(\s*([A-Za-z_][A-Za-z0-9_']*)\s*:")
+
+
+def source_param_names(source: str) -> dict[str, list[str]]:
+    """Parameter names of entry points written ``entry f (x: t) (y: u)``, for the python backends (which have no
+    manifest), so their errors name parameters as the C backends' do.  Other parameter forms: left out."""
+    out: dict[str, list[str]] = {}
+    for m in _ENTRY_RE.finditer(source):
+        pos, names = m.end(), []
+        while True:
+            while pos < len(source) and source[pos].isspace():
+                pos += 1
+            if source.startswith("[", pos) or source.startswith("'", pos):  # size/type parameters
+                end = source.find("]", pos) if source[pos] == "[" else pos + 1
+                while end < len(source) and not source[end].isspace() and source[pos] == "'":
+                    end += 1
+                pos = end + 1
+                continue
+            pm = _PARAM_RE.match(source, pos)
+            if not pm:
+                break
+            depth, i = 0, pos
+            while i < len(source):  # skip to the matching ")"
+                depth += {"(": 1, ")": -1}.get(source[i], 0)
+                i += 1
+                if depth == 0:
+                    break
+            names.append(pm.group(1))
+            pos = i
+        out[m.group(1)] = names
+    return out
+
+
 def cache_root() -> Path:
     root = os.environ.get("FUTHARK_LAB_CACHE")
     if root:
@@ -268,6 +302,14 @@ class Build:
     @property
     def library(self) -> Path:
         return self.directory / f"{self.module_name}.so"
+
+    @property
+    def param_names(self) -> dict[str, list[str]]:
+        """Entry-point parameter names read from the source (see source_param_names)."""
+        try:
+            return json.loads((self.directory / "params.json").read_text())
+        except (OSError, ValueError):
+            return {}
 
     def map_runtime_message(self, text: str) -> str:
         """A runtime error's backtrace names the file futhark compiled (for a cell or source text: a temporary
@@ -497,6 +539,7 @@ def compile_program(
                 py.write_text(patch_python_text(py.read_text(), log))
         (tmp / "build.log").write_text("\n".join(log))
         (tmp / "docs.json").write_text(json.dumps(source_docs(text)))
+        (tmp / "params.json").write_text(json.dumps(source_param_names(text)))
         (tmp / "BUILD_OK").write_text(json.dumps({"backend": backend, "futhark": futhark.version_text,
                                                    "futhark_version": list(futhark.version),
                                                    "source": shown, "options": options,

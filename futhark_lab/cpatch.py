@@ -40,11 +40,11 @@ _PRELUDE = f"""/* {MARK}: checked size products (see futhark_lab/cpatch.py) */
 static __thread int futhark_lab_size_overflow = 0;
 /* More than RAM + swap can never succeed; with overcommit malloc may still say yes and the OOM killer then ends
    the process (and starves its neighbours) while the array is filled. */
-static int futhark_lab_exceeds_memory(size_t size) {
+static int futhark_lab_exceeds_memory(size_t size) {{
   struct sysinfo si;
   if (size < ((size_t) 1 << 30) || sysinfo(&si) != 0) return 0;
   return (double) size > ((double) si.totalram + (double) si.totalswap) * (double) si.mem_unit;
-}
+}}
 static inline int64_t futhark_lab_smul(int64_t a, int64_t b) {{
   int64_t r;
   if (__builtin_mul_overflow(a, b, &r)) {{ futhark_lab_size_overflow = 1; return INT64_MIN; }}
@@ -134,9 +134,41 @@ _PY_ALLOC_CHECKED = f'''def allocateMem(size):  # {MARK}: more than RAM + swap w
 '''
 
 
+_PY_QUOT = re.compile(r"^def squotN\(x, y\):\n.*?\n\n\ndef sremN\(x, y\):\n.*?\n\n\n", re.MULTILINE | re.DOTALL)
+_PY_QUOT_EXACT = f'''def _futhark_lab_trunc(x, y):  # {MARK}: exact, also for INT_MIN (np.abs(INT_MIN) is negative)
+    q = abs(int(x)) // abs(int(y))
+    return q if (x < 0) == (y < 0) else -q
+
+
+def _futhark_lab_wrap(t, v):
+    bits = np.dtype(t).itemsize * 8
+    return t((v + (1 << (bits - 1))) % (1 << bits) - (1 << (bits - 1)))
+
+
+def squotN(x, y):
+    if y == 0:
+        return intlit(type(x), 0)
+    return _futhark_lab_wrap(type(x), _futhark_lab_trunc(x, y))
+
+
+def sremN(x, y):
+    if y == 0:
+        return intlit(type(x), 0)
+    return _futhark_lab_wrap(type(x), int(x) - int(y) * _futhark_lab_trunc(x, y))
+
+
+'''
+
+
 def patch_python_text(text: str, log: list[str]) -> str:
-    """The python backend allocates with np.empty, which overcommits like malloc: refuse the impossible."""
-    if MARK in text or _PY_ALLOC not in text:
+    """The python backend allocates with np.empty, which overcommits like malloc: refuse the impossible.  Its
+    squot/srem go through np.abs, which is wrong for INT_MIN and imprecise nowhere else: exact versions."""
+    if MARK in text:
         return text
-    log.append("# futhark-lab: allocateMem refuses more than RAM + swap instead of being OOM-killed")
-    return text.replace(_PY_ALLOC, _PY_ALLOC_CHECKED, 1)
+    if _PY_ALLOC in text:
+        text = text.replace(_PY_ALLOC, _PY_ALLOC_CHECKED, 1)
+        log.append("# futhark-lab: allocateMem refuses more than RAM + swap instead of being OOM-killed")
+    text, n = _PY_QUOT.subn(lambda m: _PY_QUOT_EXACT, text, count=1)
+    if n:
+        log.append("# futhark-lab: squot/srem exact for INT_MIN")
+    return text

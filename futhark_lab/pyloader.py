@@ -47,7 +47,9 @@ class PyArray:
         self._consumed = False
 
     def _live(self) -> Any:
-        """The data, unless consumed by a unique parameter (as on the C backends) or freed."""
+        """The data, unless consumed by a unique parameter (as on the C backends), freed, or its module closed."""
+        if not self._ctx.alive:
+            raise ValueError(f"the module owning this array has been closed ({self._ctx._closed_reason})")
         if self._consumed:
             raise ConsumedError("this array was consumed by an entry point with a unique parameter and can no "
                                 "longer be used")
@@ -171,19 +173,22 @@ class PyEntryFunction:
         self._method = getattr(module.context.instance, pyname)
         self._in_types = ins
         self._out_types = outs
+        names = module.build.param_names.get(name, [])
+        self._names = names if len(names) == len(ins) else [f"in{i}" for i in range(len(ins))]
         self._convs = [self._converter(i, t) for i, t in enumerate(ins)]
         self._unique = [i for i, t in enumerate(ins) if t.startswith("*")]
-        sig = " ".join(f"(in{i}: {t})" for i, t in enumerate(ins))
+        sig = " ".join(f"({n}: {t})" for n, t in zip(self._names, ins))
         self.signature_text = f"entry {name} {sig} : {', '.join(outs)}"
         doc = module.build.docs.get(name, "")
         self.__doc__ = f"{self.signature_text}\n\n{doc + chr(10) + chr(10) if doc else ''}" \
                        f"Backend: {module.backend} (generated Python module)."
         self.__signature__ = inspect.Signature(
-            [inspect.Parameter(f"in{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(ins))])
+            [inspect.Parameter(n if n.isidentifier() else f"in{i}", inspect.Parameter.POSITIONAL_ONLY)
+             for i, n in enumerate(self._names)])
 
     def _converter(self, i: int, tstr: str):
         unique, rank, elem = _parse_type(tstr)
-        pname = f"in{i}"
+        pname = self._names[i]
         if elem not in PRIMITIVES:
             def opaque(v):
                 if isinstance(v, PyArray):
@@ -224,7 +229,7 @@ class PyEntryFunction:
             raise TypeError(f"{self.name}() takes {len(self._convs)} argument(s), {len(args)} given")
         ctx = self._module.context
         if self._unique:
-            guards.check_unique_aliasing(self.name, [f"in{i}" for i in range(len(args))], self._unique, args)
+            guards.check_unique_aliasing(self.name, self._names, self._unique, args)
         with ctx._lock:
             if not ctx.alive:
                 raise ValueError(f"{self.name}(): {ctx._closed_reason}")
