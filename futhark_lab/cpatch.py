@@ -19,7 +19,9 @@ a shape that is not found is simply not patched (and logged), so a newer futhark
   request larger than RAM + swap is refused up front (with overcommit, malloc would succeed and the OOM killer end
   the process while the array is written).
 
-Only host code is edited (kernel sources embedded as string literals are left alone: GPUs do not trap).
+Kernel sources (the ``gpu_program`` string array) get the same division answers, decoded and re-encoded, so
+every backend agrees; and an OpenCL build that fails on its options ends context creation with an error instead of
+``exit()``.
 """
 
 from __future__ import annotations
@@ -93,6 +95,46 @@ def _div_fix(m: re.Match) -> str:
     return f"{m.group(1)}  if (y == -1) return {value};  /* {MARK}: no SIGFPE on INT_MIN / -1 */\n"
 
 
+_CL_BUILD_FATAL = ("  if (clBuildProgram_error != CL_SUCCESS &&\n"
+                   "      clBuildProgram_error != CL_BUILD_PROGRAM_FAILURE) {\n"
+                   "    OPENCL_SUCCEED_FATAL(clBuildProgram_error);\n  }")
+_CL_BUILD_REPORTED = ("  if (clBuildProgram_error != CL_SUCCESS &&\n"
+                      "      clBuildProgram_error != CL_BUILD_PROGRAM_FAILURE) {  /* " + MARK + " */\n"
+                      "    *log = msgprintf(\"clBuildProgram failed: %s (are the build options valid?)\\n\",\n"
+                      "                     opencl_error_string(clBuildProgram_error));\n"
+                      "    return CL_BUILD_ERROR;\n  }")
+
+#: the GPU program: an array of string literals (split anywhere), joined by the runtime
+_GPU_PROGRAM = re.compile(r"(static const char \*gpu_program\[\] = \{)(.*?)(, NULL\};)", re.DOTALL)
+_C_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_UNESCAPE = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "0": "\0", "?": "?"}
+
+
+def _c_unescape(s: str) -> str:
+    return re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m.group(1), "\\" + m.group(1)), s)
+
+
+def _c_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+
+
+def _patch_gpu_program(text: str, log: list[str]) -> str:
+    """The same INT_MIN / -1 answers inside kernels (PoCL gave -1 for INT_MIN % -1; GPUs leave it undefined)."""
+    m = _GPU_PROGRAM.search(text)
+    if not m:
+        return text
+    pieces = _C_LITERAL.findall(m.group(2))
+    if not pieces or any("\\x" in p or re.search(r"\\[1-7]", p) for p in pieces):
+        return text  # escapes this decoder does not know: leave the kernels alone
+    program = "".join(_c_unescape(p) for p in pieces)
+    program, n = _DIV.subn(_div_fix, program)
+    if not n:
+        return text
+    chunks = ", ".join(f'"{_c_escape(program[i:i + 2000])}"' for i in range(0, len(program), 2000))
+    log.append(f"# futhark-lab: {n} signed division function(s) in the GPU program wrap on INT_MIN / -1")
+    return text[:m.start()] + m.group(1) + chunks + m.group(3) + text[m.end():]
+
+
 def patch_text(text: str, log: list[str]) -> str:
     """The patched source (idempotent: already patched text comes back unchanged)."""
     if MARK in text:
@@ -110,6 +152,10 @@ def patch_text(text: str, log: list[str]) -> str:
         text = head + _PRELUDE + tail
         log.append(f"# futhark-lab: {n_alloc} allocator(s) report negative/overflowing sizes instead of exit(1); "
                    f"{n_mul} size product(s) checked for overflow")
+    if _CL_BUILD_FATAL in text:
+        text = text.replace(_CL_BUILD_FATAL, _CL_BUILD_REPORTED, 1)
+        log.append("# futhark-lab: invalid OpenCL build options fail context creation instead of exiting")
+    text = _patch_gpu_program(text, log)
     text, n_div = _DIV.subn(_div_fix, text)
     if n_div:
         log.append(f"# futhark-lab: {n_div} signed division function(s) wrap on INT_MIN / -1 instead of SIGFPE")
@@ -160,6 +206,23 @@ def sremN(x, y):
 '''
 
 
+_PY_SIZE = re.compile(r"^(\s+)((bytes|binop_[xy])_\d+) = \((\S+) \* (\S+)\)$", re.MULTILINE)
+_PY_SIZE_HELPER = f'''
+
+def _futhark_lab_size(a, b, bytes_count):  # {MARK}: size products checked as the C backends' are
+    v = int(a) * int(b)
+    if not -(1 << 63) <= v < (1 << 63) or (bytes_count and v < 0):
+        raise ValueError("Invalid array size (%s): %d bytes; an array size passed to (or computed by) this entry "
+                         "point is negative or too large" % ("negative size" if -(1 << 63) <= v else
+                                                             "size overflow", v))
+    return np.int64(v)
+'''
+
+
+def _py_size_fix(m: re.Match) -> str:
+    return f"{m.group(1)}{m.group(2)} = _futhark_lab_size({m.group(4)}, {m.group(5)}, {m.group(3) == 'bytes'})"
+
+
 def patch_python_text(text: str, log: list[str]) -> str:
     """The python backend allocates with np.empty, which overcommits like malloc: refuse the impossible.  Its
     squot/srem go through np.abs, which is wrong for INT_MIN and imprecise nowhere else: exact versions."""
@@ -171,4 +234,11 @@ def patch_python_text(text: str, log: list[str]) -> str:
     text, n = _PY_QUOT.subn(lambda m: _PY_QUOT_EXACT, text, count=1)
     if n:
         log.append("# futhark-lab: squot/srem exact for INT_MIN")
+    text, n = _PY_SIZE.subn(_py_size_fix, text)
+    if n and _PY_ALLOC_CHECKED in text:
+        text = text.replace(_PY_ALLOC_CHECKED, _PY_ALLOC_CHECKED + _PY_SIZE_HELPER, 1)
+        log.append(f"# futhark-lab: {n} size product(s) checked for overflow and negative byte counts")
+    text, n = _DIV.subn(_div_fix, text)  # pyopencl: the kernel source is a plain triple-quoted string
+    if n:
+        log.append(f"# futhark-lab: {n} signed division function(s) in the OpenCL program wrap on INT_MIN / -1")
     return text
