@@ -31,7 +31,7 @@ ALL_BACKENDS = C_BACKENDS + PY_BACKENDS
 GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 
 #: Bump when the binding or build recipe changes in a way that invalidates cached builds.
-BUILD_FORMAT = 9
+BUILD_FORMAT = 10
 
 #: Minimum compiler we support, and features that need newer ones.
 MIN_FUTHARK = (0, 25, 8)
@@ -491,7 +491,10 @@ def compile_program(
             return Build(final, backend, module_name, futhark, shown, True, log)
         import warnings
         warnings.warn(f"futhark-lab: the cached build {final.name} is damaged ({broken}); rebuilding it", stacklevel=3)
-        force = True
+        try:  # moved aside atomically: a concurrent loader of the same build sees it whole or not at all
+            os.rename(final, final.with_name(f".damaged-{final.name}-{uuid.uuid4().hex[:8]}"))
+        except OSError:
+            pass
 
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{module_name}-", dir=root))
@@ -544,7 +547,10 @@ def compile_program(
                                                    "futhark_version": list(futhark.version),
                                                    "source": shown, "options": options,
                                                    # runtime backtraces name this path: mapped back (runtime_paths)
-                                                   "compiled_path": str(fut_file) if fut_file else None}))
+                                                   "compiled_path": str(fut_file) if fut_file else None,
+                                                   # sizes, to notice a damaged cache entry (_broken_build)
+                                                   "files": {f.name: f.stat().st_size for f in tmp.iterdir()
+                                                             if f.is_file()}}))
         if force and final.exists():
             shutil.rmtree(final, ignore_errors=True)
         try:
@@ -564,7 +570,10 @@ def _broken_build(final: Path, backend: str, module_name: str) -> str | None:
     """Why a cached build cannot be used (a truncated or edited file), or None.  Cheap: sizes, magic numbers and
     the small JSON files, not the libraries' contents."""
     try:
-        json.loads((final / "BUILD_OK").read_text())
+        ok = json.loads((final / "BUILD_OK").read_text())
+        for name, size in (ok.get("files") or {}).items():
+            if (final / name).stat().st_size != size:
+                return f"{name} has changed size since the build"
         manifest = final / f"{module_name}.json"
         if backend in C_BACKENDS:
             json.loads(manifest.read_text())
@@ -572,10 +581,8 @@ def _broken_build(final: Path, backend: str, module_name: str) -> str | None:
             with open(lib, "rb") as f:
                 if f.read(4) != b"\x7fELF":
                     return f"{lib.name} is not a shared library"
-        elif backend in PY_BACKENDS:
-            text = (final / f"{module_name}.py").read_text()
-            if "entry_points" not in text or not text.endswith("\n"):
-                return f"{module_name}.py is truncated"
+        elif backend in PY_BACKENDS and "entry_points" not in (final / f"{module_name}.py").read_text():
+            return f"{module_name}.py is not a generated module"
         docs = final / "docs.json"
         if docs.exists():
             json.loads(docs.read_text())

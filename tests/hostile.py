@@ -517,6 +517,38 @@ def managed_compiler_options_refused(m, b):
     return "all refused"
 
 
+@case()
+def corrupted_cache_entry_rebuilt(m, b):
+    return run_script(f"""
+        import json, os, time, warnings, futhark_lab
+        from futhark_lab.compiler import compile_program
+        src = "entry f (x: i64) : i64 = x + {{}}".format(time.time_ns())   # a build of its own
+        build = compile_program(src, {b!r})
+        lib = build.python_module if {b!r} in ("python", "pyopencl") else build.library
+        data = lib.read_bytes()
+        lib.write_bytes(data[:len(data) // 2])
+        if build.manifest.exists():
+            build.manifest.write_text("{{ not json")
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            m2 = futhark_lab.compile(src, backend={b!r})
+        print("rebuilt" if any("damaged" in str(x.message) for x in w) else "WRONG: not noticed", m2.f(1) > 0)
+    """, must=("rebuilt True",))
+
+
+@case()
+def compile_time_limit_and_bad_sources(m, b):
+    import tempfile
+
+    import futhark_lab
+    expect_error(lambda: futhark_lab.compile("entry g (x: i32) : i32 = x + 7 -- %d" % time.time_ns(), backend=b,
+                                             timeout=0.001), "time limit")
+    with tempfile.NamedTemporaryFile(suffix=".fut", delete=False) as f:
+        f.write(b"entry h (x: i32) : i32 = x \xff\xfe")
+    expect_error(lambda: futhark_lab.compile(f.name, backend=b), "UTF-8")
+    return expect_error(lambda: futhark_lab.compile(b"entry k = 1", backend=b), "source")
+
+
 # lifetime and threads ---------------------------------------------------------------------------------------------
 @case()
 def close_while_other_thread_calls(m, b):
@@ -636,14 +668,16 @@ def _reader(stream, q):
     q.put(None)
 
 
-def run_backend(backend: str, case_timeout: float = 240, ready_timeout: float = 900) -> dict[str, tuple[str, str]]:
+def run_backend(backend: str, case_timeout: float = 240, ready_timeout: float = 900,
+                child_cmd: list[str] | None = None) -> dict[str, tuple[str, str]]:
     """{case name: (kind, detail)} for one backend, restarting the child after each crash or hang."""
+    child_cmd = child_cmd or [sys.executable, "-m", "tests.hostile"]
     results: dict[str, tuple[str, str]] = {}
     start = 0
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                PYTHONFAULTHANDLER="1")
     while start < len(CASES):
-        proc = subprocess.Popen([sys.executable, "-m", "tests.hostile", "--child", backend, "--start", str(start)],
+        proc = subprocess.Popen([*child_cmd, "--child", backend, "--start", str(start)],
                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 errors="replace")
         q: queue.Queue = queue.Queue()
