@@ -12,7 +12,7 @@ import os
 import struct
 import threading
 import weakref
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import FutharkError
 
@@ -178,6 +178,3 @@ FORKED = ("this module was created in the parent of a forked process; its runtim
           "do not exist in this child. Compile (or load) the program again in the child process, or use the "
           "'spawn' start method of multiprocessing")
 
-
-def names_of(params: Iterable[Any]) -> list[str]:
-    return [p.name for p in params]
