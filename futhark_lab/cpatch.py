@@ -85,14 +85,15 @@ def _product_fix(m: re.Match) -> str:
     return f"{m.group(1)}{expr};"
 
 
+# the function's opening brace: multi-line bodies (0.25) and one-line ones (0.27: ``{ return y == 0 ? 0 : x / y; }``)
 _DIV = re.compile(r"^(SCALAR_FUN_ATTR int(8|16|32|64)_t (sdiv|squot|smod|srem)(?:_safe)?\2"
-                  r"\(int\2_t x, int\2_t y\)\s*\{\n)", re.MULTILINE)
+                  r"\(int\2_t x, int\2_t y\)\s*\{)", re.MULTILINE)
 
 
 def _div_fix(m: re.Match) -> str:
     bits, op = m.group(2), m.group(3)
     value = f"(int{bits}_t) (0 - (uint{bits}_t) x)" if op in ("sdiv", "squot") else "0"
-    return f"{m.group(1)}  if (y == -1) return {value};  /* {MARK}: no SIGFPE on INT_MIN / -1 */\n"
+    return f"{m.group(1)}\n  if (y == -1) return {value};  /* {MARK}: no SIGFPE on INT_MIN / -1 */\n"
 
 
 _CL_BUILD_FATAL = ("  if (clBuildProgram_error != CL_SUCCESS &&\n"
