@@ -674,6 +674,10 @@ class FutharkModule:
             if name.isidentifier() and not hasattr(type(self), name):
                 setattr(self, name, fn)
 
+    def __reduce__(self):
+        raise TypeError("a compiled Futhark module holds a live context and cannot be pickled or copied; compile "
+                        "the program again in the other process (the build cache makes that fast)")
+
     def __getitem__(self, name: str) -> EntryFunction:
         try:
             return self.entry_points[name]

@@ -93,6 +93,10 @@ class PyArray:
     def free(self) -> None:
         self.data = None
 
+    def __reduce__(self):
+        raise TypeError("a Futhark array lives in its module's memory and cannot be pickled or copied; "
+                        "use .numpy() for a host copy")
+
     def __repr__(self) -> str:
         if self._consumed or self.data is None:
             return f"<PyArray {'consumed' if self._consumed else 'freed'} on {self._ctx.backend}>"
@@ -333,6 +337,10 @@ class PyFutharkModule:
             self.entry_points[name] = fn
             if name.isidentifier() and not hasattr(type(self), name):
                 setattr(self, name, fn)
+
+    def __reduce__(self):
+        raise TypeError("a compiled Futhark module holds a live context and cannot be pickled or copied; compile "
+                        "the program again in the other process (the build cache makes that fast)")
 
     def __getitem__(self, name: str) -> PyEntryFunction:
         try:

@@ -63,6 +63,10 @@ class FutharkValue:
         except Exception:  # never raise from a finaliser (interpreter shutdown, closed context)
             pass
 
+    def __reduce__(self):
+        raise TypeError(f"a Futhark {self._type.name} value lives in its module's context and cannot be pickled or "
+                        "copied; use .numpy() (arrays) or .store() (opaque values) for a host copy")
+
 
 class FutharkArray(FutharkValue):
     """A Futhark array of primitives, resident in the context's memory (device memory on GPU backends)."""
@@ -207,6 +211,8 @@ def scalar_converter(entry: str, param: str, ftype: str) -> Callable[[Any], Any]
 
     def conv(v):
         if isinstance(v, np.ndarray) and v.ndim == 0:
+            if v is np.ma.masked:
+                raise fail(v, "a masked value; pass a number")
             v = v[()]
         if isinstance(v, np.generic):
             if not np.can_cast(v.dtype, dtype, casting="safe"):
@@ -250,6 +256,9 @@ def as_host_array(entry: str, param: str, t: ArrayType, value: Any) -> np.ndarra
 
     if value is None:
         raise fail("None")
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        raise fail("a masked array with masked elements (Futhark has no mask: the hidden values would be used); "
+                   "pass .filled(value) or .compressed()")
     if isinstance(value, np.ndarray):
         arr = value
         weak = False

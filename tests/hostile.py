@@ -377,6 +377,22 @@ def ragged_and_object_arrays(m, b):
 
 
 @case()
+def masked_array_not_silently_unmasked(m, b):
+    import numpy as np
+    expect_value(m.sum_f64(np.ma.array([1.0, 2.0], mask=[0, 0])), 3.0)
+    return expect_error(lambda: m.sum_f64(np.ma.array([1.0, 2.0], mask=[0, 1])), "sum_f64", "xs", "mask")
+
+
+@case()
+def pickle_and_copy_refused_clearly(m, b):
+    import copy
+    import pickle
+    expect_error(lambda: pickle.dumps(m.rep(2)), "pickle", ".numpy()")
+    expect_error(lambda: copy.deepcopy(m.rep(2)), "copied")
+    return expect_error(lambda: pickle.dumps(m), "compile")
+
+
+@case()
 def deeply_nested_list(m, b):
     v: Any = [1.0]
     for _ in range(5000):
