@@ -300,6 +300,8 @@ def as_host_array(entry: str, param: str, t: ArrayType, value: Any) -> np.ndarra
                            "if rounding is intended")
             arr = conv
         arr = arr.astype(target)
+    if type(arr) is not np.ndarray:  # subclasses (masked without a mask, memmap, matrix): the plain data
+        arr = np.asarray(arr)
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
     return arr
