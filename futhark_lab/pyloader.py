@@ -308,7 +308,8 @@ def _runtime_error(name: str, exc: BaseException, build: Build) -> Exception:
         return TypeError(f"{name}(): {msg}")
     kind = type(exc).__name__
     if isinstance(exc, MemoryError) or kind == "MemoryError" or "MEM_OBJECT_ALLOCATION_FAILURE" in msg \
-            or "OUT_OF_RESOURCES" in msg or "OUT_OF_HOST_MEMORY" in msg:
+            or "OUT_OF_RESOURCES" in msg or "OUT_OF_HOST_MEMORY" in msg \
+            or "INVALID_BUFFER_SIZE" in msg:  # larger than the device's largest allocation (sizes were checked)
         return FutharkOutOfMemory(f"entry point {name} failed: out of memory ({kind}: {msg or 'no message'})")
     if isinstance(exc, RecursionError):
         return FutharkError(f"entry point {name} failed: the generated Python code recursed too deeply; "

@@ -178,6 +178,19 @@ def record_with_negative_array(m, b):
 
 
 @case()
+def out_of_memory_is_futhark_out_of_memory(m, b):
+    """8 TiB: more than any machine here has; FutharkOutOfMemory (also a MemoryError) on every backend."""
+    from futhark_lab.errors import FutharkOutOfMemory
+    try:
+        m.rep(2**40)
+    except FutharkOutOfMemory as exc:
+        return f"FutharkOutOfMemory: {str(exc).splitlines()[0][:150]}"
+    except Exception as exc:  # noqa: BLE001
+        raise Outcome("unclear", f"{type(exc).__name__} instead of FutharkOutOfMemory: {str(exc)[:300]}") from None
+    raise Outcome("wrong", "an 8 TiB array was accepted")
+
+
+@case()
 def unflatten_wrapping_product(m, b):
     import numpy as np
     return expect_error(lambda: m.unfl(2**32, 2**32, np.zeros(0, np.int32)), "unfl")
