@@ -61,6 +61,13 @@ def require_futhark() -> None:
         raise Outcome("skip", "needs the futhark compiler (absent here)")
 
 
+def require_hypothesis() -> None:
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        raise Outcome("skip", "needs hypothesis (pip install hypothesis)") from None
+
+
 def expect_error(fn: Callable[[], Any], *must: str) -> str:
     """clean if ``fn`` raises one of the binding's exceptions whose message names every string in ``must``."""
     try:
@@ -267,6 +274,7 @@ def divide_by_zero(m, b):
 @case()
 def division_property(m, b):
     """Hypothesis: floor/trunc division and remainders of edge values agree with Python's wrap-around result."""
+    require_hypothesis()
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -301,6 +309,7 @@ def division_property(m, b):
 @case()
 def size_property(m, b):
     """Hypothesis: replicate of edge sizes either answers exactly or fails cleanly, naming the entry point."""
+    require_hypothesis()
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
