@@ -815,6 +815,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(b, res) + f" [{time.time() - t0:.0f} s]", flush=True)
         bad += sum(1 for k, _ in res.values() if k in ("crash", "hang", "wrong"))
     if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(everything, indent=1))
     return 1 if bad else 0
 
