@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from .binding import ContextOptions, FutharkModule
 from .compiler import ALL_BACKENDS, PY_BACKENDS, compile_program
@@ -54,9 +54,18 @@ def compile(
     ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
                               logging=logging, tuning=dict(tuning or {}), cache_file=cache_file,
                               num_threads=num_threads, build_options=build_options, probe=probe)
-    if backend in PY_BACKENDS:
-        return PyFutharkModule(build, ctx_opts)
-    return FutharkModule(build, ctx_opts)
+    module = PyFutharkModule(build, ctx_opts) if backend in PY_BACKENDS else FutharkModule(build, ctx_opts)
+    # what was compiled, so a sweep can build the same program for other backends (sweep.Kernel(source=module))
+    module._lab_program = Program(source, os.fspath(base_dir) if base_dir is not None else os.getcwd(), name)
+    return module
+
+
+class Program(NamedTuple):
+    """A program as ``compile`` was given it: a path or source text, where its imports resolve, its shown name."""
+
+    source: str | os.PathLike
+    base_dir: str
+    name: str | None
 
 
 _cpu_platform_warned: set[str] = set()
