@@ -34,7 +34,7 @@ GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 BUILD_FORMAT = 5
 
 #: Minimum compiler we support, and features that need newer ones.
-MIN_FUTHARK = (0, 25, 8)
+MIN_FUTHARK = (0, 25, 27)
 FEATURE_VERSIONS = {
     "raw pointer API in the manifest (new_raw/values_raw; zero-copy with PyTorch/CuPy)": (0, 25, 14),
     "CUDA 13 headers without the cuCtxCreate shim": (0, 25, 34),
@@ -73,6 +73,8 @@ def find_futhark() -> FutharkCompiler:
         path = shutil.which(explicit)
     else:
         path = shutil.which("futhark") or shutil.which("futhark", path=_environment_bin())
+    if path:
+        path = os.path.abspath(path)  # futhark runs with the source's directory as its cwd
     if not path:
         where = (f"$FUTHARK={explicit!r} is not an executable" if explicit
                  else f"no `futhark` on PATH nor in {_environment_bin()}")

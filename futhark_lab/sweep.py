@@ -240,7 +240,7 @@ class _ModuleCache:
         return (kernel._program.key, impl.backend, json.dumps(impl.options, sort_keys=True, default=str))
 
     def get(self, kernel: Kernel, impl: Impl):
-        from .loader import compile as fcompile
+        from .frontdoor import compile as fcompile
 
         key = self.key(kernel, impl)
         if key not in self.modules:

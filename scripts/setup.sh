@@ -37,4 +37,7 @@ fi
 ext=.venv/share/jupyter/labextensions/futhark-lab-jupyterlab
 rm -rf "$ext" && mkdir -p "$(dirname "$ext")" && ln -s "$PWD/futhark_lab/labextension" "$ext"
 
-bash scripts/install_futhark.sh
+if ! bash scripts/install_futhark.sh; then
+  [ "${FUTHARK_LAB_STRICT:-}" = 1 ] && { say "FUTHARK_LAB_STRICT=1: a compiler is required"; exit 1; }
+  say "continuing without futhark: only NumPy/PyTorch work, and tests that compile will skip"
+fi
