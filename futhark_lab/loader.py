@@ -57,7 +57,10 @@ def compile(
                               num_threads=num_threads, build_options=build_options, probe=probe)
     module = load(build, ctx_opts)
     # what was compiled, so a sweep can build the same program for other backends (sweep.Kernel(source=module))
-    module._lab_program = Program(source, os.fspath(base_dir) if base_dir is not None else os.getcwd(), name)
+    is_path = isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
+                                                  and source.endswith(".fut"))
+    module._lab_program = Program(os.path.abspath(source) if is_path else source,
+                                  os.path.abspath(base_dir) if base_dir is not None else os.getcwd(), name)
     return module
 
 
