@@ -96,7 +96,7 @@ class Kernel:
         try:
             made = self.make_inputs(n, dtype, rng)
         except Exception as exc:
-            raise type(exc)(f"kernel {self.name!r}: make_inputs({n}, {dtype!r}, rng) failed: {exc}") from exc
+            raise _with_context(exc, f"kernel {self.name!r}: make_inputs({n}, {dtype!r}, rng) failed") from exc
         return made if isinstance(made, tuple) else (made,)
 
 
@@ -619,7 +619,15 @@ def _reference(kernel: Kernel, inputs: tuple) -> Any:
     try:
         return kernel.numpy(*inputs)
     except Exception as exc:
-        raise type(exc)(f"kernel {kernel.name!r}: the NumPy reference failed on these inputs: {exc}") from exc
+        raise _with_context(exc, f"kernel {kernel.name!r}: the NumPy reference failed on these inputs") from exc
+
+
+def _with_context(exc: Exception, what: str) -> Exception:
+    """The same kind of exception, saying where it came from (RuntimeError where that kind cannot be rebuilt)."""
+    try:
+        return type(exc)(f"{what}: {exc}")
+    except Exception:  # noqa: BLE001 - constructors with other signatures
+        return RuntimeError(f"{what}: {type(exc).__name__}: {exc}")
 
 
 def _nbytes(x: Any) -> int:

@@ -279,6 +279,10 @@ def test_kernel_descriptions_fail_early_and_say_the_contract(tmp_path):
         sw.Kernel("k", type("FakeModule", (), {})(), entry="dot", make_inputs=_two)
     with pytest.raises(FileNotFoundError, match="no Futhark source file"):
         sw.Kernel("k", tmp_path / "missing.fut", entry="dot", make_inputs=_two)
+    bad = sw.Kernel("bad", OWN, entry="dot", make_inputs=lambda n, dtype, rng: 1 / 0)
+    with pytest.raises(ZeroDivisionError, match=r"kernel 'bad': make_inputs\(10, 'f64', rng\) failed"):
+        sw.sweep(bad, [sw.custom("c", np.dot)], sizes=[10], results=tmp_path, policy=QUICK, progress=False,
+                 hardware=None)
     k = sw.Kernel("k", OWN, entry="dot", make_inputs=lambda n, d, rng: rng.random(n))
     with pytest.raises(sw.SweepFailed, match="numpy on k.*no NumPy implementation"):
         sw.sweep(k, [sw.numpy_impl()], sizes=[10], results=tmp_path, policy=QUICK, progress=False, hardware=None)
