@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from .binding import ContextOptions, FutharkModule
 from .compiler import ALL_BACKENDS, GPU_BACKENDS, PY_BACKENDS, Build, compile_program
@@ -30,6 +30,7 @@ def compile(
     num_threads: int | None = None,
     build_options: list[str] | tuple[str, ...] = (),
     probe: bool = True,
+    timeout: float | None = None,
 ) -> Any:
     """Compile a Futhark program for ``backend`` and load it.
 
@@ -38,7 +39,8 @@ def compile(
     programs come from the build cache.  Context options: ``device`` (name substring or ``"#k"``), ``platform``
     (OpenCL), ``unified_memory`` (CUDA/HIP; off by default so arrays are plain device memory), ``profiling`` (see
     ``module.report()``), ``tuning`` parameters, a kernel ``cache_file`` for GPU backends, ``num_threads``
-    (multicore).  Returns a module whose attributes are the entry points.
+    (multicore).  ``timeout``: seconds each compiler run may take (default none; Ctrl-C always stops it).
+    Returns a module whose attributes are the entry points.
     """
     if backend == "auto":
         raise ValueError("backend='auto' is resolved by futhark_lab.compile (frontdoor), which asks doctor; "
@@ -47,7 +49,7 @@ def compile(
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} or 'auto'")
     build_options = tuple(build_options)
     build = compile_program(source, backend, options=options, force=force, base_dir=base_dir,
-                            source_name=name, verbose=verbose)
+                            source_name=name, verbose=verbose, timeout=timeout)
     if backend in ("opencl", "pyopencl"):
         if platform is None:
             platform = choose_opencl_platform(backend)
@@ -55,7 +57,21 @@ def compile(
     ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
                               logging=logging, tuning=dict(tuning or {}), cache_file=cache_file,
                               num_threads=num_threads, build_options=build_options, probe=probe)
-    return load(build, ctx_opts)
+    module = load(build, ctx_opts)
+    # what was compiled, so a sweep can build the same program for other backends (sweep.Kernel(source=module))
+    is_path = isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
+                                                  and source.endswith(".fut"))
+    module._lab_program = Program(os.path.abspath(source) if is_path else source,
+                                  os.path.abspath(base_dir) if base_dir is not None else os.getcwd(), name)
+    return module
+
+
+class Program(NamedTuple):
+    """A program as ``compile`` was given it: a path or source text, where its imports resolve, its shown name."""
+
+    source: str | os.PathLike
+    base_dir: str
+    name: str | None
 
 
 def load(build: Build, ctx_opts: ContextOptions) -> FutharkModule | PyFutharkModule:

@@ -2,12 +2,13 @@
 
 The cell goes through ``futhark_lab.compile`` (content-hashed build cache, so an unchanged cell is a cache hit and a
 changed one gets a fresh module name).  A compile error shows only the compiler's message, with line numbers of the
-cell, and fails the cell so "Run All" stops; the previous good module stays bound.  Arguments are parsed into
-values and passed on as argument vectors; nothing reaches a shell.
+cell (the ``%%futhark`` line is line 1) and columns, and fails the cell so "Run All" stops; the previous good
+module stays bound.  Arguments are parsed into values and passed on as argument vectors; nothing reaches a shell.
 """
 
 from __future__ import annotations
 
+import keyword
 import os
 import shlex
 import time
@@ -112,15 +113,20 @@ class FutharkMagics(Magics):
         d = self.defaults
         backend = args.backend or d.get("backend", "c")
         name = args.name or d.get("name", DEFAULT_NAME)
-        if not name.isidentifier():
+        if not name.isidentifier() or keyword.iskeyword(name):
             raise CellFailed(f"%%futhark: --name must be a Python identifier, got {name!r}")
+        if name.startswith("__") and name.endswith("__") or name in ("get_ipython", "exit", "quit"):
+            raise CellFailed(f"%%futhark: --name {name!r} would replace a name the notebook itself needs; "
+                             "choose another, e.g. --name mod")
         verbose = args.verbose if args.verbose is not None else d.get("verbose", False)
         options = list(d.get("options", [])) + list(args.option or [])
         from .frontdoor import compile as fcompile
 
         t0 = time.perf_counter()
         try:
-            module = fcompile(cell, backend=backend, name=f"<cell {name}>", options=options, force=args.force,
+            # a blank first line stands for the %%futhark line, so the compiler's line:column positions (errors,
+            # warnings, runtime backtraces) are the cell's own, as JupyterLab numbers its lines
+            module = fcompile("\n" + cell, backend=backend, name=f"<cell {name}>", options=options, force=args.force,
                               base_dir=os.getcwd(), verbose=False,
                               device=args.device or d.get("device"), platform=args.platform or d.get("platform"),
                               num_threads=args.threads or d.get("threads"),
@@ -130,8 +136,13 @@ class FutharkMagics(Magics):
             raise CellFailed(f"Futhark compilation failed ({exc.stage}):\n{exc.message}") from None
         except BackendUnavailable as exc:
             raise CellFailed(str(exc)) from None
-        except (FutharkLabError, ValueError, FileNotFoundError) as exc:
+        except (FutharkLabError, ValueError, TypeError, OSError) as exc:
             raise CellFailed(f"%%futhark: {exc}") from None
+        except KeyboardInterrupt:
+            raise CellFailed("%%futhark: compilation interrupted") from None
+        except Exception as exc:  # noqa: BLE001 - the cell fails with a message, never a half-bound module
+            raise CellFailed(f"%%futhark: {type(exc).__name__}: {exc}\n(an unexpected failure of futhark-lab; "
+                             "please report it)") from None
         if verbose:
             print(module.build.log or "(no compiler output)")
         self.shell.user_ns[name] = module
