@@ -17,9 +17,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-
-class SpecError(ValueError):
-    """A ``-- ==`` block futhark itself would reject (or one futhark-lab cannot read), with file and line."""
+from .textformat import SpecError, gen_type_text, parse_values, value_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,8 +247,6 @@ def _run_cases(sc: _Scanner) -> list[TestRun]:
 
 def _describe(i: int, inp: Input) -> str:
     """The dataset name futhark gives an unnamed run (Spec.hs ``desc``)."""
-    from .datasets import gen_type_text, parse_values, value_text
-
     if isinstance(inp, InFile):
         return inp.path[:-3] if inp.path.endswith(".gz") else inp.path
     if isinstance(inp, Values):
