@@ -112,7 +112,7 @@ def comparison_figure(cmp: pd.DataFrame) -> Figure:
     ax.set_yticks(y, labels, fontsize=7)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("change of median runtime, b against a (%; > 0: slower)")
-    ax.set_title("regressions (red) and improvements (green), significant at the test's level")
+    ax.set_title("b against a: red significantly slower, green faster", fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
