@@ -170,9 +170,9 @@ def program(tmp_path_factory):
     return d
 
 
-def _futhark_bench(futhark: str, d: Path, backend: str, out: str) -> dict:
+def _futhark_bench(futhark: str, d: Path, backend: str, out: str, program: str = "prog.fut") -> dict:
     proc = subprocess.run([futhark, "bench", f"--backend={backend}", "--json", out, "-r", "3",
-                           "--no-convergence-phase", "--exclude-case=tiny", "prog.fut"], cwd=d, capture_output=True, text=True, timeout=600)
+                           "--no-convergence-phase", "--exclude-case=tiny", program], cwd=d, capture_output=True, text=True, timeout=600)
     assert (d / out).exists(), proc.stdout + proc.stderr
     return json.loads((d / out).read_text())
 
@@ -346,3 +346,29 @@ entry main (xs: []f64): f64 = f64.sum xs
     assert "does not exist" in errs["missing.in"]
     assert not isinstance(errs['#2 ("[1.0f64, 2.0f64]")'], str)
     assert df.set_index("dataset").loc['#2 ("[1.0f64, 2.0f64]")', "time_s_median"] > 0
+
+
+FUTHARK_027 = Path("/opt/futhark-0.27.1/bin/futhark")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FUTHARK_027.exists(), reason=f"no futhark 0.27.1 at {FUTHARK_027}")
+def test_futhark_0271_json_and_bench(tmp_path):
+    """futhark 0.27.1 writes the same JSON shape; futhark-lab bench under it names and measures memory alike."""
+    (tmp_path / "p.fut").write_text('''-- ==
+-- entry: pair
+-- random input { [1000000]f32 }
+entry pair (xs: []f32): (f32, []f32) = (f32.sum xs, map (+1) xs)
+''')
+    theirs = _futhark_bench(str(FUTHARK_027), tmp_path, "c", "j.json", "p.fut")
+    mem = theirs["p.fut:pair"]["datasets"]["[1000000]f32"]["bytes"]
+    assert set(mem) == {"default space"} and mem["default space"] >= 8_000_000
+    code = ("import os, json; os.chdir(os.environ['D'])\n"
+            "from futhark_lab.bench import bench\nfrom futhark_lab.timing import Policy\n"
+            "df = bench('p.fut', ['c'], results='res', progress=False, policy=Policy(min_samples=5, "
+            "min_time_s=0.02, max_time_s=0.2))\n"
+            "print(json.dumps([df.kernel[0], df.dataset[0], df.memory[0], df.error[0]]))")
+    env = {**os.environ, "FUTHARK": str(FUTHARK_027), "D": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout.splitlines()[-1]) == ["p.fut:pair", "[1000000]f32", mem, None]
