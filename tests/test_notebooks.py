@@ -96,7 +96,7 @@ def test_executed_notebook_exports_to_html(tmp_path):
 
 
 def test_futhark_bench_notebook():
-    nb = execute("06-futhark-bench.ipynb")
+    nb = execute("07-futhark-bench.ipynb")
     text = outputs(nb)
     assert images(nb) >= 1
     assert "2M normal (file)" in text and "1M uniform" in text and "verdict" in text
