@@ -15,6 +15,13 @@ a shape that is not found is simply not patched (and logged), so a newer futhark
 - signed division ``INT_MIN / -1`` traps (SIGFPE) on x86 in ``sdiv``/``smod``/``squot``/``srem`` and their
   ``_safe`` forms.  They now give the two's-complement wrap-around (quotient INT_MIN, remainder 0), which is what
   the python backend and GPU backends return.
+- ``memblock_alloc_device`` ignores ``gpu_alloc``'s result and tests ``ctx->error`` instead (0.25.x), but
+  ``gpu_alloc`` returns FUTHARK_OUT_OF_MEMORY *without* setting an error when the driver refuses the size
+  (CUDA_ERROR_OUT_OF_MEMORY, CL_MEM_OBJECT_ALLOCATION_FAILURE).  The failed allocation then counts as a success: the
+  block holds whatever the driver left in the pointer (NULL), e.g. ``rep(2**40)`` "returns" 8 TiB on an 80 GB GPU;
+  freeing it puts that bogus block on the free list, and a later allocation of any size reuses it (a host-to-device
+  copy into NULL fails with "invalid argument", a kernel writing it faults, a sticky error).  Now the result is
+  checked and an out-of-memory error recorded.
 - ``host_alloc`` ignores ``malloc`` failure (0.25.8 up to at least 0.26.x): report out-of-memory instead; and a
   request larger than RAM + swap is refused up front (with overcommit, malloc would succeed and the OOM killer end
   the process while the array is written).
@@ -53,6 +60,14 @@ static inline int64_t futhark_lab_smul(int64_t a, int64_t b) {{
   return r;
 }}
 """
+
+_GPU_ALLOC_UNCHECKED = "    (void) gpu_alloc(ctx, ctx->log, (size_t) size, desc, &block->mem, (size_t *) &size);\n"
+_GPU_ALLOC_CHECKED = (
+    "    if (gpu_alloc(ctx, ctx->log, (size_t) size, desc, &block->mem, (size_t *) &size) != FUTHARK_SUCCESS\n"
+    f"        && ctx->error == NULL) {{  /* {MARK}: the driver refused the size; never a NULL 'success' */\n"
+    "      ctx->error = msgprintf(\"The GPU driver refused to allocate %lld bytes for %s (out of device "
+    "memory).\\n\", (long long) size, desc);\n"
+    "    }\n")
 
 #: the runtime's forward declaration of set_error: after the standard headers, before the allocators and entries
 _ANCHOR = "static void set_error(struct futhark_context* ctx, char *error);"
@@ -153,6 +168,10 @@ def patch_text(text: str, log: list[str]) -> str:
         text = head + _PRELUDE + tail
         log.append(f"# futhark-lab: {n_alloc} allocator(s) report negative/overflowing sizes instead of exit(1); "
                    f"{n_mul} size product(s) checked for overflow")
+    n_gpu = text.count(_GPU_ALLOC_UNCHECKED)
+    if n_gpu:
+        text = text.replace(_GPU_ALLOC_UNCHECKED, _GPU_ALLOC_CHECKED)
+        log.append(f"# futhark-lab: {n_gpu} device allocator(s) report a refused allocation instead of using NULL")
     if _CL_BUILD_FATAL in text:
         text = text.replace(_CL_BUILD_FATAL, _CL_BUILD_REPORTED, 1)
         log.append("# futhark-lab: invalid OpenCL build options fail context creation instead of exiting")
