@@ -279,6 +279,12 @@ class Context:
                 lib.futhark_context_config_free(cfg)
                 raise ValueError(f"num_threads applies to the multicore backend, not {self.backend}")
             fn(cfg, guards.check_num_threads(o.num_threads))
+        if not isinstance(o.unified_memory, bool):
+            lib.futhark_context_config_free(cfg)
+            raise TypeError(f"unified_memory must be True or False, got {o.unified_memory!r}")
+        # Set explicitly, before futhark_context_new: the runtime's default (2) means "managed memory wherever the
+        # device supports it" (every recent NVIDIA GPU), where asking for more than the card has can stall the
+        # machine instead of failing.  0 is cuMemAlloc; managed memory only when the user asks.
         um = _symbol(lib, "futhark_context_config_set_unified_memory")
         if um is not None and self.backend in ("cuda", "hip"):
             um(cfg, 1 if o.unified_memory else 0)
@@ -332,6 +338,13 @@ class Context:
     def closed_error(self, what: str) -> ValueError:
         return ValueError(f"{what}: {self._closed_reason}")
 
+    def live_handle(self, what: str):
+        """The context's handle, or the clean closed/retired error (never a NULL/None handle into the C API)."""
+        handle = self.handle
+        if handle is None:
+            raise self.closed_error(what)
+        return handle
+
     def _track(self, value: FutharkValue) -> None:
         self._values.add(value)
 
@@ -374,12 +387,12 @@ class Context:
             raise self.error(code, what)
 
     def sync(self) -> None:
-        if self.handle is None:
-            raise self.closed_error("synchronising")
-        self.check(self.lib.futhark_context_sync(self.handle), "synchronisation")
+        with self._lock:
+            self.check(self.lib.futhark_context_sync(self.live_handle("synchronising")), "synchronisation")
 
     def report(self) -> str:
-        p = self.lib.futhark_context_report(self.handle)
+        with self._lock:
+            p = self.lib.futhark_context_report(self.live_handle("report()"))
         if p == self.ffi.NULL:
             return ""
         try:
@@ -388,48 +401,59 @@ class Context:
             self.library.libc.free(p)
 
     def clear_caches(self) -> None:
-        self.check(self.lib.futhark_context_clear_caches(self.handle), "clear_caches")
+        with self._lock:
+            self.check(self.lib.futhark_context_clear_caches(self.live_handle("clear_caches()")), "clear_caches")
 
-    # -- values
+    # -- values (each under the lock every call holds: close() on another thread waits; a closed or retired
+    #    context raises closed_error instead of handing NULL to the C API)
     def new_array(self, t: ArrayType, host: np.ndarray) -> FutharkArray:
         ctype = PRIMITIVES[t.elemtype][0]
         buf = self.ffi.from_buffer(ctype + "[]", host)
-        ptr = getattr(self.lib, t.ops["new"])(self.handle, buf, *host.shape)
-        if ptr == self.ffi.NULL:
-            raise self.error(1, f"allocating a {t.name} array of shape {host.shape}")
-        return FutharkArray(self, ptr, t)
+        with self._lock:
+            handle = self.live_handle(f"array() of shape {host.shape}")
+            ptr = getattr(self.lib, t.ops["new"])(handle, buf, *host.shape)
+            if ptr == self.ffi.NULL:
+                raise self.error(1, f"allocating a {t.name} array of shape {host.shape}")
+            return FutharkArray(self, ptr, t)
 
     def new_raw_array(self, t: ArrayType, address: int, shape: tuple[int, ...], keepalive: Any) -> FutharkArray:
         fn = _symbol(self.lib, raw_names(t)[0])
         if fn is None:
             raise NotImplementedError("this futhark version has no raw-pointer array API")
         args = (0,) if self.library.raw_offset else ()
-        ptr = fn(self.handle, self.ffi.cast("void *", address), *args, *shape)
-        if ptr == self.ffi.NULL:
-            raise check_result_error(1, self._take_error(), f"wrapping device memory as {t.name}")
-        return FutharkArray(self, ptr, t, keepalive=keepalive)
+        what = f"wrapping device memory as {t.name}"
+        with self._lock:
+            ptr = fn(self.live_handle(what), self.ffi.cast("void *", address), *args, *shape)
+            if ptr == self.ffi.NULL:
+                raise self.error(1, what)
+            return FutharkArray(self, ptr, t, keepalive=keepalive)
 
     def raw_pointer(self, arr: FutharkArray) -> int:
         fn = _symbol(self.lib, raw_names(arr._type)[1])
         if fn is None:
             raise NotImplementedError("this futhark version has no raw-pointer array API (futhark >= 0.25.14)")
-        return int(self.ffi.cast("uintptr_t", fn(self.handle, arr._handle())))
+        with self._lock:
+            return int(self.ffi.cast("uintptr_t", fn(self.live_handle("data_ptr()"), arr._handle())))
 
     def project(self, obj: FutharkOpaque, field: mf.Field) -> Any:
         m = self.library.manifest
         out = self.ffi.new(_ctype(m, field.type) + " *")
-        self.check(getattr(self.lib, field.project)(self.handle, out, obj._handle()), f"projecting {field.name}")
-        return self.wrap(field.type, out[0])
+        with self._lock:
+            handle = self.live_handle(f"field {field.name!r}")
+            self.check(getattr(self.lib, field.project)(handle, out, obj._handle()), f"projecting {field.name}")
+            return self.wrap(field.type, out[0])
 
     def store(self, obj: FutharkOpaque) -> bytes:
         p = self.ffi.new("void **")
         n = self.ffi.new("size_t *")
-        self.check(getattr(self.lib, obj._type.ops["store"])(self.handle, obj._handle(), p, n), "store")
-        self.sync()
-        try:
-            return bytes(self.ffi.buffer(p[0], n[0]))
-        finally:
-            self.library.libc.free(p[0])
+        with self._lock:
+            handle = self.live_handle("store()")
+            self.check(getattr(self.lib, obj._type.ops["store"])(handle, obj._handle(), p, n), "store")
+            try:
+                self.sync()
+                return bytes(self.ffi.buffer(p[0], n[0]))
+            finally:
+                self.library.libc.free(p[0])
 
     def restore(self, type_name: str, data: bytes) -> FutharkOpaque:
         t = self.library.manifest.types.get(type_name)
@@ -439,12 +463,12 @@ class Context:
             raise ValueError(f"restore({type_name!r}, data): this program has no opaque type {type_name!r} that can "
                              f"be restored; its opaque types: {', '.join(have) or 'none'}")
         data = guards.check_stored(type_name, data)
-        if self.handle is None:
-            raise self.closed_error(f"restore({type_name!r})")
-        ptr = getattr(self.lib, t.ops["restore"])(self.handle, self.ffi.from_buffer(data))
-        if ptr == self.ffi.NULL:
-            raise check_result_error(1, self._take_error(), f"restoring a {type_name}")
-        return FutharkOpaque(self, ptr, t)
+        with self._lock:
+            handle = self.live_handle(f"restore({type_name!r})")
+            ptr = getattr(self.lib, t.ops["restore"])(handle, self.ffi.from_buffer(data))
+            if ptr == self.ffi.NULL:
+                raise self.error(1, f"restoring a {type_name}")
+            return FutharkOpaque(self, ptr, t)
 
     def wrap(self, tname: str, cvalue: Any) -> Any:
         """A C result as a Python value: scalars become Python/NumPy scalars, the rest stay in the context."""
@@ -534,13 +558,35 @@ class EntryFunction:
         def wrap_array(c):
             arr = FutharkArray(ctx, c, t)
             p = shape_fn(ctx.handle, c)
-            if rank == 1:
-                if not 0 <= p[0] <= limit:
-                    guards.check_shape(what, (p[0],), itemsize)
-            else:
-                guards.check_shape(what, tuple(p[0:rank]), itemsize)
+            try:
+                if rank == 1:
+                    if not 0 <= p[0] <= limit:
+                        guards.check_shape(what, (p[0],), itemsize)
+                else:
+                    guards.check_shape(what, tuple(p[0:rank]), itemsize)
+            except BaseException:
+                arr.free()  # a refused result is freed now, not whenever the garbage collector gets to it
+                raise
             return arr
         return wrap_array
+
+    def _wrap_all(self, outs: list) -> list:
+        """Every output wrapped; if one is refused (an impossible shape), all of them are freed before raising."""
+        results: list = []
+        try:
+            for w, out in zip(self._wraps, outs):
+                results.append(w(out[0]))
+        except BaseException:
+            ctx = self._context
+            for r in results:
+                if isinstance(r, FutharkValue):
+                    r.free()
+            for o, out in list(zip(self.entry.outputs, outs))[len(results) + 1:]:
+                if o.type not in PRIMITIVES:
+                    v = ctx.wrap(o.type, out[0])
+                    v.free()
+            raise
+        return results
 
     def _docstring(self) -> str:
         e = self.entry
@@ -643,7 +689,7 @@ class EntryFunction:
                         t.free()
             if self._single:
                 return self._wraps[0](outs[0][0])
-            results = [w(out[0]) for w, out in zip(self._wraps, outs)]
+            results = self._wrap_all(outs)
         if self.entry.tuple_output:
             tup = results[0]
             try:

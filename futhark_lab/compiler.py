@@ -325,6 +325,11 @@ class Build:
             object.__setattr__(self, "_compiled_path", compiled)
         if compiled and compiled != self.source_name:
             text = text.replace(compiled, self.source_name)
+        # the C was compiled in a temporary directory renamed to the build directory afterwards: the runtime's
+        # __FILE__ (in CUDA/OpenCL call failures) names the temporary one, which no longer exists
+        if ".tmp-" in text:
+            text = re.sub(rf"[^\s\"'`]*/\.tmp-{re.escape(self.module_name)}-[A-Za-z0-9_]+/",
+                          lambda _: f"{self.directory}/", text)
         return text
 
     @property

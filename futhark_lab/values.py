@@ -42,7 +42,7 @@ class FutharkValue:
 
     def _handle(self):
         if not self._ctx.alive:
-            raise ValueError(f"the Futhark context owning this {self._type.name} value has been closed")
+            raise self._ctx.closed_error(f"this {self._type.name} value")
         if self._ptr is None:
             raise ValueError(f"this {self._type.name} value has been freed")
         if self._consumed:
@@ -76,8 +76,9 @@ class FutharkArray(FutharkValue):
     @property
     def shape(self) -> tuple[int, ...]:
         ctx = self._ctx
-        p = getattr(ctx.lib, self._type.ops["shape"])(ctx.handle, self._handle())
-        return tuple(p[i] for i in range(self._type.rank))
+        with ctx._lock:
+            p = getattr(ctx.lib, self._type.ops["shape"])(ctx.handle, self._handle())
+            return tuple(p[i] for i in range(self._type.rank))
 
     @property
     def dtype(self) -> np.dtype:
@@ -104,8 +105,9 @@ class FutharkArray(FutharkValue):
         out = np.empty(self.shape, dtype=self.dtype)
         ctype = PRIMITIVES[self._type.elemtype][0]
         buf = ctx.ffi.from_buffer(ctype + "[]", out, require_writable=True)
-        ctx.check(getattr(ctx.lib, self._type.ops["values"])(ctx.handle, self._handle(), buf), "values")
-        ctx.sync()
+        with ctx._lock:
+            ctx.check(getattr(ctx.lib, self._type.ops["values"])(ctx.handle, self._handle(), buf), "values")
+            ctx.sync()
         return out
 
     def __array__(self, dtype=None, copy=None):
