@@ -11,7 +11,8 @@ Each case ends as one of
 
 Runner: one child process per backend runs the cases in order and prints a line per case; when a child dies or
 stops answering, that case is recorded as crash/hang and a new child goes on with the next case, so one crash
-hides nothing.  Cases that need a process of their own (fork, interpreter exit, first OpenCL use) start it
+hides nothing.  Likewise when a case leaves the shared module retired (a sticky GPU error) or the backend poisoned
+in the child: that case's result says so and a fresh child goes on with the next case.  Cases that need a process of their own (fork, interpreter exit, first OpenCL use) start it
 themselves.
 
     python -m tests.hostile                      # every CPU backend that exists here
@@ -703,8 +704,26 @@ def child(backend: str, start: int) -> None:
             kind, detail = o.kind, o.detail
         except Exception as exc:  # noqa: BLE001 - the case itself failed to classify: report it, don't hide it
             kind, detail = "unclear", f"case raised {type(exc).__name__}: {exc}\n{traceback.format_exc()[-600:]}"
+        retired = _module_unusable(m, backend)
+        if retired:
+            detail = f"{detail} [{retired}: the next cases run in a fresh process]"
         print("RESULT " + json.dumps({"i": i, "kind": kind, "detail": str(detail)}), flush=True)
+        if retired:
+            print("RESTART", flush=True)  # one sticky case must not turn every later case into "unclear"
+            return
     print("DONE", flush=True)
+
+
+def _module_unusable(m: Any, backend: str) -> str | None:
+    """Why the shared module can no longer run cases (a sticky GPU error retired it or poisoned the backend for
+    this process), or None."""
+    from futhark_lab.poisoned import poisoned_reason
+    if poisoned_reason(backend) is not None:
+        return "the backend is poisoned in this process"
+    ctx = getattr(m, "context", None)
+    if ctx is not None and not getattr(ctx, "alive", True):
+        return "the case left the module closed/retired"
+    return None
 
 
 # --------------------------------------------------------------------------- parent side
@@ -732,7 +751,7 @@ def run_backend(backend: str, case_timeout: float = 240, ready_timeout: float = 
         err_lines: list[str] = []
         threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True).start()
         current, limit = None, ready_timeout
-        finished = False
+        finished = restart = False
         while True:
             try:
                 line = q.get(timeout=limit)
@@ -746,6 +765,9 @@ def run_backend(backend: str, case_timeout: float = 240, ready_timeout: float = 
                 break
             if line is None:  # the child's stdout closed: it exited
                 rc = proc.wait()
+                if restart:  # the child retired its module after case `restart_at`: go on in a fresh child
+                    start = restart_at + 1
+                    break
                 if current is None and not finished:
                     if start == 0 and not results:
                         raise RuntimeError(f"{backend}: the child failed before any case (exit {rc}):\n"
@@ -765,9 +787,12 @@ def run_backend(backend: str, case_timeout: float = 240, ready_timeout: float = 
             elif line.startswith("RESULT "):
                 r = json.loads(line[7:])
                 results[CASES[r["i"]][0]] = (r["kind"], r["detail"])
-                current = None
+                current, last = None, r["i"]
             elif line == "DONE":
                 finished = True
+            elif line == "RESTART":
+                restart, restart_at = True, last
+                current = None
         if finished:
             proc.wait()
             break
