@@ -31,7 +31,7 @@ ALL_BACKENDS = C_BACKENDS + PY_BACKENDS
 GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 
 #: Bump when the binding or build recipe changes in a way that invalidates cached builds.
-BUILD_FORMAT = 5
+BUILD_FORMAT = 6
 
 #: Minimum compiler we support, and features that need newer ones.
 MIN_FUTHARK = (0, 25, 8)
@@ -498,7 +498,31 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
         cmd = [*cc, *cflags, "-shared", "-Wl,--no-undefined", "-o", str(build / f"{name}.so"), str(src), *libs]
     else:
         cmd = [*cc, *cflags, "-c", "-o", str(build / f"{name}.o"), str(src)]
-    res = _run(cmd, build, log, verbose)
+    pending = None
+    if link:
+        from . import fastcall  # the binding's extension compiles beside the library (fastcall's docstring)
+        proc = subprocess.Popen(cmd, cwd=build, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            if fastcall.enabled():
+                pending = fastcall.start(build, name, futhark.version < (0, 25, 14),
+                                         [f for f in cflags if f.startswith("-I")], log)
+        except Exception as exc:  # noqa: BLE001 - ABI mode is the fallback
+            log.append(f"# API-mode extension not built (ABI mode will be used): {type(exc).__name__}: {exc}")
+        out, err = proc.communicate()
+        log.append("$ " + " ".join(cmd))
+        log += [t.rstrip() for t in (out, err) if t]
+        if verbose:
+            print("\n".join(log[-3:]), file=sys.stderr)
+        res = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    else:
+        res = _run(cmd, build, log, verbose)
+    if res.returncode != 0:
+        from . import fastcall
+        fastcall.abandon(pending)
+        pending = None
+    elif pending is not None:
+        from . import fastcall
+        fastcall.finish(pending, build / f"{name}.so", log)
     if res.returncode != 0:
         err = res.stderr.strip()
         missing = re.findall(r"cannot find -l([^\s:]+)", err)
