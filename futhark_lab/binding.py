@@ -22,7 +22,7 @@ import numpy as np
 
 from . import fastcall
 from . import manifest as mf
-from .cdef import (SYNC_FAILED, _ctype, generate_cdef, helper_name, raw_names,  # noqa: F401 - generate_cdef re-exported
+from .cdef import (SYNC_FAILED, _ctype, call_helpers, generate_cdef, helper_name, raw_names,  # noqa: F401 - generate_cdef re-exported
                    sentinel_py, value_helper_name)
 from .compiler import GPU_BACKENDS, Build
 from .errors import FutharkError
@@ -51,20 +51,17 @@ def load_library(build: Build) -> Library:
     """The build's library, once per process: through its API-mode extension where ``compile_program`` built one
     (no declarations to parse at load time), in cffi's ABI mode otherwise."""
     with _lib_lock:
-        if build.library in _libraries:
-            return _libraries[build.library]
+        cached = _libraries.get(build.library)
+        if cached is not None and (cached.mode == "api" or not fastcall.extension_path(
+                Path(build.directory), build.module_name).exists()):
+            return cached
+        # else: the extension finished compiling since (in the background): new modules use it
         m = mf.load(build.manifest)
         raw_offset = build.futhark.version < (0, 25, 14)
         api = None
         if os.environ.get("FUTHARK_LAB_BINDING", "").lower() != "abi":
             try:
                 api = fastcall.load(Path(build.directory), build.module_name)
-                if api is None and fastcall.enabled() and Path(build.library).exists():
-                    from .compiler import c_flags
-                    includes = [f for f in c_flags(build.backend, build.futhark, Path(build.directory))[0]
-                                if f.startswith("-I")]
-                    if fastcall.build_late(Path(build.directory), build.module_name, raw_offset, includes):
-                        api = fastcall.load(Path(build.directory), build.module_name)
             except Exception:  # noqa: BLE001 - the ABI-mode binding below works everywhere
                 api = None
         if api is not None:
@@ -72,7 +69,7 @@ def load_library(build: Build) -> Library:
             library = Library(build, m, ffi, lib, lib, raw_offset, "api")
         else:
             ffi = cffi.FFI()
-            ffi.cdef(generate_cdef(m, raw_offset) + "\nvoid free(void *p);")
+            ffi.cdef(generate_cdef(m, raw_offset) + "\n" + call_helpers(m)[0] + "\nvoid free(void *p);")
             lib = ffi.dlopen(str(build.library))
             library = Library(build, m, ffi, lib, ffi.dlopen(None), raw_offset, "abi")
         _libraries[build.library] = library
@@ -384,8 +381,7 @@ class EntryFunction:
         self._sync = None if module.backend == "c" else module.context.lib.futhark_context_sync
         # API mode: one C call does entry point + sync (cdef.call_helpers); output slots made once, used under the
         # context's lock, so a call allocates nothing but its result
-        self._helper = _symbol(module.context.lib, helper_name(entry.cfun)) if module.library.mode == "api" \
-            else None
+        self._helper = _symbol(module.context.lib, helper_name(entry.cfun))  # None: a build without helpers
         self._sync_flag = 0 if self._sync is None else 1
         self._outs = [module.context.ffi.new(ct) for ct in self._ctypes_out]
         self._nargs = len(entry.inputs)
@@ -586,7 +582,7 @@ def _specialised(fn: EntryFunction) -> type:
         else:
             lines.append(f"        c{i} = CONV{i}(a{i}, temps)")
         cargs.append(f"c{i}")
-    vhelper = _symbol(fn._context.lib, value_helper_name(fn.entry.cfun)) if fn._helper is not None else None
+    vhelper = _symbol(fn._context.lib, value_helper_name(fn.entry.cfun))
     if vhelper is not None:
         # the result is the C function's return value: nothing shared between threads, no lock
         otype = fn.entry.outputs[0].type

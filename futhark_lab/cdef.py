@@ -114,7 +114,8 @@ def _entry_params(m: Manifest, e) -> tuple[list[str], list[str]]:
 
 
 def call_helpers(m: Manifest) -> tuple[str, str]:
-    """(declarations for cffi, C definitions) of one call helper per entry point:
+    """(declarations, C definitions) of one call helper per entry point, compiled into the library itself (so the
+    ABI-mode binding has them too; ``compiler`` appends them to futhark's C and their prototypes to its header):
     ``int futhark_lab_call_<cfun>(ctx, int sync, outs..., ins...)`` = the entry point, then (if ``sync`` and the
     call succeeded) ``futhark_context_sync``; a failed sync returns its code plus SYNC_FAILED."""
     decls, defs = [], []
@@ -123,15 +124,15 @@ def call_helpers(m: Manifest) -> tuple[str, str]:
         params = ", ".join(["struct futhark_context *ctx", "int sync"] + outs + ins)
         args = ", ".join(["ctx"] + [f"out{i}" for i in range(len(outs))] + [f"in{i}" for i in range(len(ins))])
         decls.append(f"int {helper_name(e.cfun)}({params});")
-        defs.append(f"static int {helper_name(e.cfun)}({params}) {{\n"
+        defs.append(f"int {helper_name(e.cfun)}({params}) {{\n"
                     f"  int r = {e.cfun}({args});\n"
                     f"  if (r != 0 || !sync) return r;\n"
                     f"  r = futhark_context_sync(ctx);\n"
                     f"  return r == 0 ? 0 : r + {SYNC_FAILED};\n}}")
     # single-output entry points: the result comes back as the return value (no output slot to share between
     # threads, so no lock on the hot path); on failure a sentinel is returned and the code is kept per thread
-    defs.insert(0, "static __thread int futhark_lab_code;\n"
-                   "static int futhark_lab_last_code(void) { return futhark_lab_code; }")
+    defs.insert(0, "#include <math.h>\n#include <stdint.h>\nstatic __thread int futhark_lab_code;\n"
+                   "int futhark_lab_last_code(void) { return futhark_lab_code; }")
     decls.insert(0, "int futhark_lab_last_code(void);")
     for e in m.entry_points.values():
         if len(e.outputs) != 1:
@@ -141,7 +142,7 @@ def call_helpers(m: Manifest) -> tuple[str, str]:
         params = ", ".join(["struct futhark_context *ctx", "int sync"] + ins)
         args = ", ".join(["ctx", "&out"] + [f"in{i}" for i in range(len(ins))])
         decls.append(f"{rtype} {value_helper_name(e.cfun)}({params});")
-        defs.append(f"static {rtype} {value_helper_name(e.cfun)}({params}) {{\n"
+        defs.append(f"{rtype} {value_helper_name(e.cfun)}({params}) {{\n"
                     f"  {rtype} out;\n"
                     f"  int r = {e.cfun}({args});\n"
                     f"  if (r == 0 && sync) {{ r = futhark_context_sync(ctx); if (r != 0) r += {SYNC_FAILED}; }}\n"

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -404,9 +405,14 @@ def compile_program(
     final = root / module_name
     if final.is_dir() and (final / "BUILD_OK").exists() and not force:
         log = (final / "build.log").read_text() if (final / "build.log").exists() else ""
+        if link and backend in C_BACKENDS:
+            from . import fastcall
+            fastcall.ensure(final, module_name, futhark.version < (0, 25, 14),
+                            [f for f in c_flags(backend, futhark, final)[0] if f.startswith("-I")])
         return Build(final, backend, module_name, futhark, shown, True, log)
 
     root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{module_name}-", dir=root))
     log: list[str] = []
     try:
@@ -443,8 +449,9 @@ def compile_program(
                 msg = _map_paths(msg, str(fut_file), shown)
                 msg = _map_paths(msg, fut_file.name, shown)
             raise FutharkCompileError(msg, command=cmd, stage="futhark")
+        pending = None
         if backend in C_BACKENDS:
-            _compile_c(backend, futhark, tmp, module_name, log, verbose, link)
+            pending = _compile_c(backend, futhark, tmp, module_name, log, verbose, link)
         (tmp / "build.log").write_text("\n".join(log))
         (tmp / "docs.json").write_text(json.dumps(source_docs(text)))
         (tmp / "BUILD_OK").write_text(json.dumps({"backend": backend, "futhark": futhark.version_text,
@@ -459,6 +466,9 @@ def compile_program(
             if not (final / "BUILD_OK").exists():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
+        if pending is not None:
+            from . import fastcall
+            fastcall.complete(pending, final / f"{module_name}.so", grace_s=0.1 * (time.perf_counter() - started))
         return Build(final, backend, module_name, futhark, shown, False, "\n".join(log))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -483,8 +493,22 @@ def patch_generated_c(src: Path, log: list[str]) -> None:
         log.append("# futhark-lab: patched host_alloc to report malloc failure (out of memory) instead of crashing")
 
 
+def add_call_helpers(build: Path, name: str, log: list[str]) -> None:
+    """futhark-lab's call helpers (``cdef.call_helpers``: entry point + sync in one C call, the result as return
+    value) go into the library's own translation unit, so they cost no extra compilation."""
+    from . import manifest as mf
+    from .cdef import call_helpers
+
+    decls, defs = call_helpers(mf.load(build / f"{name}.json"))
+    with open(build / f"{name}.c", "a") as f:
+        f.write(f"\n/* futhark-lab call helpers */\n{defs}\n")
+    with open(build / f"{name}.h", "a") as f:
+        f.write(f"\n/* futhark-lab call helpers */\n{decls}\n")
+    log.append("# futhark-lab: call helpers appended to the generated C (entry point + sync in one call)")
+
+
 def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, log: list[str], verbose: bool,
-               link: bool) -> None:
+               link: bool):
     cc = c_compiler()
     if shutil.which(cc[0]) is None:
         raise BackendUnavailable(backend, f"no C compiler ({cc[0]}) on PATH",
@@ -493,6 +517,7 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
     cflags += os.environ.get("CFLAGS", "").split()
     src = build / f"{name}.c"
     patch_generated_c(src, log)
+    add_call_helpers(build, name, log)
     if link:
         # --no-undefined: a missing runtime library fails here, with its name, not later at load time
         cmd = [*cc, *cflags, "-shared", "-Wl,--no-undefined", "-o", str(build / f"{name}.so"), str(src), *libs]
@@ -502,13 +527,19 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
     if link:
         from . import fastcall  # the binding's extension compiles beside the library (fastcall's docstring)
         proc = subprocess.Popen(cmd, cwd=build, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            if fastcall.enabled():
-                pending = fastcall.start(build, name, futhark.version < (0, 25, 14),
-                                         [f for f in cflags if f.startswith("-I")], log)
-        except Exception as exc:  # noqa: BLE001 - ABI mode is the fallback
-            log.append(f"# API-mode extension not built (ABI mode will be used): {type(exc).__name__}: {exc}")
+        def start_extension():
+            try:
+                if fastcall.enabled():
+                    return fastcall.start(build, name, futhark.version < (0, 25, 14),
+                                          [f for f in cflags if f.startswith("-I")], log)
+            except Exception as exc:  # noqa: BLE001 - ABI mode is the fallback
+                log.append(f"# API-mode extension not built (ABI mode for now): {type(exc).__name__}: {exc}")
+            return None
+        if fastcall.spare_cores():
+            pending = start_extension()
         out, err = proc.communicate()
+        if pending is None and proc.returncode == 0 and not fastcall.spare_cores():
+            pending = start_extension()  # after the library: finishes in the background (fastcall.complete)
         log.append("$ " + " ".join(cmd))
         log += [t.rstrip() for t in (out, err) if t]
         if verbose:
@@ -520,9 +551,6 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
         from . import fastcall
         fastcall.abandon(pending)
         pending = None
-    elif pending is not None:
-        from . import fastcall
-        fastcall.finish(pending, build / f"{name}.so", log)
     if res.returncode != 0:
         err = res.stderr.strip()
         missing = re.findall(r"cannot find -l([^\s:]+)", err)
@@ -537,6 +565,7 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
                 _HEADER_FIXES.get(header.group(1), "install the backend's development headers; see environment.md"))
         raise FutharkCompileError(f"C compilation of the {backend} backend's code failed:\n{err[-4000:]}",
                                   command=cmd, stage="cc")
+    return pending
 
 
 _LIB_FIXES = {

@@ -6,9 +6,13 @@ to the functions the program's header declares, plus one call helper per entry p
 call), are compiled into an extension that links the library; a call through it skips libffi's argument
 marshalling and crosses into C once.
 
-The extension is built during ``compile_program``, in parallel with the library's own C compilation (its C comes
-from cffi's ``emit_c_code`` and goes straight to the C compiler, without setuptools), so a new program costs about
-what futhark + cc cost.  Anything that goes wrong here leaves the ABI-mode binding in use.
+The call helpers themselves (entry point + sync in one C call, the result as return value) are compiled into the
+library (``compiler.add_call_helpers``), so the ABI-mode binding uses them too.  The extension's C comes from cffi's
+``make_c_source`` and goes straight to the C compiler (no setuptools): in parallel with the library's compilation
+where 4+ cores are usable, after it otherwise.  ``compile()`` waits for it only briefly; if it is not done, the new
+module binds in ABI mode (with the same helpers) and the extension finishes in the background for the next
+``compile()``, so a new program costs about what futhark + cc cost.  Anything that goes wrong here leaves the
+ABI-mode binding in use.
 Set FUTHARK_LAB_BINDING=abi to never build one.
 """
 
@@ -21,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sysconfig
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,7 @@ from . import cdef as cd
 from . import manifest as mf
 
 _NAME = re.compile(r"(\w+)\s*\(")
-_HEADER_NAMES = re.compile(r"\b(futhark_\w+)\s*\(")
+_HEADER_NAMES = re.compile(r"\b(futhark_\w+)\s*\(")  # futhark_lab_* helpers included
 
 
 def enabled() -> bool:
@@ -79,70 +84,151 @@ def exported_only(cdef: str, abi_lib: Any) -> str:
     return declared_only(cdef, names)
 
 
+def spare_cores() -> bool:
+    """Whether the extension may compile in parallel with the library without slowing it: 4+ usable cores."""
+    try:
+        return len(os.sched_getaffinity(0)) >= 4
+    except AttributeError:
+        return (os.cpu_count() or 1) >= 4
+
+
+def _lower_priority() -> None:
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+
+
 @dataclasses.dataclass
 class Pending:
-    """An extension whose object file is being compiled (a running C compiler)."""
+    """An extension whose object file is being compiled (a running C compiler) in a side directory."""
 
     process: subprocess.Popen
-    source: Path
+    work: Path
     obj: Path
-    target: Path
+    name: str
     command: list[str]
+
+
+_inflight: dict[str, threading.Thread] = {}
+_inflight_lock = threading.Lock()
 
 
 def start(directory: Path, module_name: str, raw_offset: bool, include_flags: list[str],
           log: list[str]) -> Pending | None:
     """Write the extension's C (from the manifest and the names the header declares) and start compiling it to an
-    object file in the background; None where no extension can be built here."""
+    object file in the background, in a side directory of the cache (the build directory itself is renamed into
+    place meanwhile); None where no extension can be built here."""
+    import tempfile
+
     import cffi
+    from cffi.recompiler import make_c_source  # what ffi.emit_c_code does, without its "generating" print
 
     directory = Path(directory)
     include = _python_include()
     if include is None:
         return None
-    m = mf.load(directory / f"{module_name}.json")
-    declared = set(_HEADER_NAMES.findall((directory / f"{module_name}.h").read_text(errors="replace")))
-    decls, defs = cd.call_helpers(m)
-    text = declared_only(cd.generate_cdef(m, raw_offset), declared) + "\nvoid free(void *p);\n" + decls
-    name = extension_name(module_name)
-    ffi = cffi.FFI()
-    ffi.cdef(text)
-    source = directory / f"{name}.c"
-    from cffi.recompiler import make_c_source  # what ffi.emit_c_code does, without its "generating" print
-    preamble = f'#include <stdlib.h>\n#include <stdint.h>\n#include <math.h>\n#include "{module_name}.h"\n{defs}\n'
-    make_c_source(ffi, name, preamble, str(source), verbose=False)
-    obj = directory / f"{name}.o"
-    # -O1: glue code (argument conversion); -O2 costs more compile time than it saves per call
-    cmd = [*_cc(), "-O1", "-fPIC", "-w", f"-I{include}", f"-I{directory}", *include_flags, "-c", "-o", str(obj),
-           str(source)]
-    log.append("$ " + " ".join(cmd) + "   # cffi API-mode extension, in parallel with the library")
-    proc = subprocess.Popen(cmd, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return Pending(proc, source, obj, extension_path(directory, module_name), cmd)
+    work = Path(tempfile.mkdtemp(prefix=f".api-{module_name}-", dir=directory.parent))
+    try:
+        header = directory / f"{module_name}.h"
+        shutil.copy(header, work / header.name)
+        m = mf.load(directory / f"{module_name}.json")
+        declared = set(_HEADER_NAMES.findall(header.read_text(errors="replace")))
+        decls, _ = cd.call_helpers(m)  # defined in the library (compiler.add_call_helpers)
+        text = declared_only(cd.generate_cdef(m, raw_offset) + "\n" + decls, declared) + "\nvoid free(void *p);\n"
+        name = extension_name(module_name)
+        ffi = cffi.FFI()
+        ffi.cdef(text)
+        source = work / f"{name}.c"
+        make_c_source(ffi, name, f'#include <stdlib.h>\n#include "{header.name}"\n', str(source), verbose=False)
+        obj = work / f"{name}.o"
+        # -O0: the extension is argument-conversion glue; the library's helpers do the work
+        cmd = [*_cc(), "-O0", "-fPIC", "-w", f"-I{include}", f"-I{work}", *include_flags, "-c", "-o", str(obj),
+               str(source)]
+        log.append("$ " + " ".join(cmd) + "   # cffi API-mode extension, in parallel with the library")
+        # niced: where cores are scarce the library's own compilation comes first (compile latency), and the
+        # extension finishes afterwards in the background (see ``complete``)
+        proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_lower_priority)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return Pending(proc, work, obj, name, cmd)
 
 
-def finish(pending: Pending, library: Path, log: list[str]) -> Path | None:
-    """Wait for the object file and link it against the library; the extension's path, or None (logged)."""
-    _, err = pending.process.communicate()
-    if pending.process.returncode != 0:
-        log.append(f"# API-mode extension not built (ABI mode will be used): {err.strip()[-500:]}")
-        return None
-    library = Path(library)
-    cmd = [*_cc(), "-shared", "-o", str(pending.target), str(pending.obj), f"-L{library.parent}",
-           f"-l:{library.name}", "-Wl,-rpath,$ORIGIN"]  # beside the library, wherever the build dir moves
-    res = subprocess.run(cmd, cwd=library.parent, capture_output=True, text=True)
-    log.append("$ " + " ".join(cmd))
-    pending.obj.unlink(missing_ok=True)
-    if res.returncode != 0:
-        log.append(f"# API-mode extension not linked (ABI mode will be used): {res.stderr.strip()[-500:]}")
-        pending.target.unlink(missing_ok=True)
-        return None
-    return pending.target
+def finish(pending: Pending, library: Path) -> Path | None:
+    """Wait for the object file, link it against the (finished, in place) library and move the extension beside
+    it; its path, or None."""
+    try:
+        _, err = pending.process.communicate()
+        if pending.process.returncode != 0:
+            return None
+        library = Path(library)
+        built = pending.work / f"{pending.name}.so"
+        cmd = [*_cc(), "-shared", "-o", str(built), str(pending.obj), f"-L{library.parent}", f"-l:{library.name}",
+               "-Wl,-rpath,$ORIGIN"]  # beside the library, wherever the cache is
+        if subprocess.run(cmd, capture_output=True).returncode != 0:
+            return None
+        target = extension_path(library.parent, library.stem)
+        os.replace(built, target)  # atomic: a concurrent builder's identical file is simply replaced
+        return target
+    finally:
+        shutil.rmtree(pending.work, ignore_errors=True)
 
 
 def abandon(pending: Pending | None) -> None:
-    if pending is not None and pending.process.poll() is None:
-        pending.process.kill()
+    if pending is not None:
+        if pending.process.poll() is None:
+            pending.process.kill()
         pending.process.wait()
+        shutil.rmtree(pending.work, ignore_errors=True)
+
+
+def complete(pending: Pending, library: Path, grace_s: float) -> None:
+    """Finish now if the compiler is done within ``grace_s`` (the module then loads in API mode); otherwise finish
+    in a background thread, and this process's module uses the ABI-mode binding (with the same C call helpers)."""
+    try:
+        pending.process.wait(timeout=max(grace_s, 0.0))
+    except subprocess.TimeoutExpired:
+        _background(Path(library).stem, lambda: finish(pending, library))
+        return
+    finish(pending, library)
+
+
+def _background(key: str, work) -> None:
+    with _inflight_lock:
+        if key in _inflight and _inflight[key].is_alive():
+            return
+        t = threading.Thread(target=work, name=f"futhark-lab extension {key}", daemon=True)
+        _inflight[key] = t
+        t.start()
+
+
+def ensure(directory: Path, module_name: str, raw_offset: bool, include_flags: list[str]) -> None:
+    """A cached build without an extension (made in ABI mode, or whose extension was still compiling when its
+    process ended) gets one, in the background."""
+    if not enabled() or extension_path(directory, module_name).exists():
+        return
+    with _inflight_lock:
+        if module_name in _inflight and _inflight[module_name].is_alive():
+            return
+
+    def work():
+        try:
+            pending = start(directory, module_name, raw_offset, include_flags, [])
+            if pending is not None:
+                finish(pending, Path(directory) / f"{module_name}.so")
+        except Exception:  # noqa: BLE001 - ABI mode stays
+            pass
+    _background(module_name, work)
+
+
+def wait(timeout: float | None = None) -> None:
+    """Wait for extensions still compiling in the background (tests, benchmarks)."""
+    with _inflight_lock:
+        threads = list(_inflight.values())
+    for t in threads:
+        t.join(timeout)
 
 
 def load(directory: Path, module_name: str) -> tuple[Any, Any] | None:
@@ -156,26 +242,3 @@ def load(directory: Path, module_name: str) -> tuple[Any, Any] | None:
     spec.loader.exec_module(module)
     return module.ffi, module.lib
 
-
-def build_late(directory: Path, module_name: str, raw_offset: bool, include_flags: list[str]) -> bool:
-    """Build the extension of a finished build that has none (made with FUTHARK_LAB_BINDING=abi, or by an older
-    futhark-lab): compiled in a private directory and moved into place atomically."""
-    import tempfile
-
-    directory = Path(directory)
-    tmp = Path(tempfile.mkdtemp(prefix=".api-", dir=directory))
-    try:
-        for suffix in (".json", ".h"):
-            shutil.copy(directory / f"{module_name}{suffix}", tmp / f"{module_name}{suffix}")
-        log: list[str] = []
-        pending = start(tmp, module_name, raw_offset, include_flags, log)
-        if pending is None:
-            return False
-        # link against the real library (beside the extension once moved: rpath $ORIGIN)
-        built = finish(pending, directory / f"{module_name}.so", log)
-        if built is None:
-            return False
-        os.replace(built, extension_path(directory, module_name))
-        return True
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

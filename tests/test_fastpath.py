@@ -34,9 +34,14 @@ def prog(request):
 
 
 def test_api_mode_and_specialised(prog):
-    assert prog.library.mode == "api"  # this machine has cc and Python.h: built at compile time
+    from futhark_lab import fastcall
+    fastcall.wait()  # the extension may still be compiling in the background on a busy machine
+    if prog.library.mode != "api":
+        with futhark_lab.compile(SRC, backend=prog.backend) as again:
+            assert again.library.mode == "api"  # this machine has cc and Python.h
     assert type(prog.get_i64).__name__ == "EntryFunction_get_i64"
-    assert (prog.build.directory / "build.log").read_text().count("API-mode extension") >= 1
+    assert "call helpers" in (prog.build.directory / "build.log").read_text()
+    assert prog.get_i64._helper is not None  # entry + sync in one C call, in either mode
 
 
 def test_sentinel_values_are_results(prog):
@@ -92,7 +97,9 @@ def test_abi_mode_same_answers(tmp_path):
 
 def test_extension_built_later_for_a_build_without_one(tmp_path):
     """A build made in ABI mode gets its extension when first loaded where extensions can be built."""
-    code = ("import numpy as np, futhark_lab as fl, os\n"
+    code = ("import numpy as np, futhark_lab as fl\n"
+            f"m = fl.compile({SRC!r}, backend='c')\n"
+            "import futhark_lab.fastcall; futhark_lab.fastcall.wait()\n"
             f"m = fl.compile({SRC!r}, backend='c')\n"
             "print(m.library.mode, m.get_i64(np.arange(4), 2))\n")
     env = {**os.environ, "FUTHARK_LAB_CACHE": str(tmp_path)}
