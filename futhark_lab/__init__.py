@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .errors import (BackendUnavailable, FutharkCompileError, FutharkError, FutharkLabError, FutharkNotFound,
                      FutharkOutOfMemory)
-from .loader import compile
+from .frontdoor import compile
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["compile", "sweep", "compare", "report", "explore", "doctor", "FutharkError", "FutharkCompileError",
            "FutharkNotFound", "FutharkOutOfMemory", "BackendUnavailable", "FutharkLabError", "__version__"]

@@ -25,7 +25,9 @@ from . import manifest as mf
 from .cdef import (SYNC_FAILED, _ctype, call_helpers, generate_cdef, helper_name, raw_names,  # noqa: F401 - generate_cdef re-exported
                    sentinel_py, value_helper_name)
 from .compiler import GPU_BACKENDS, Build
-from .errors import FutharkError
+from .errors import BackendUnavailable, FutharkError
+from .poisoned import FIX as POISON_FIX
+from .poisoned import poison, poisoned_reason
 from .manifest import PRIMITIVES, ArrayType, EntryPoint, Manifest, OpaqueType
 from .values import (FutharkArray, FutharkOpaque, FutharkValue, as_host_array,
                      check_result_error, scalar_converter)
@@ -122,6 +124,9 @@ class Context:
         self.backend = library.manifest.backend
         self.options = options
         self.handle = None
+        why = poisoned_reason(self.backend)
+        if why is not None:
+            raise BackendUnavailable(self.backend, f"{why} left the GPU unusable in this process", POISON_FIX)
         self._values: weakref.WeakSet[FutharkValue] = weakref.WeakSet()
         self._lock = threading.RLock()
         self._cfg = self._make_config(options)
@@ -245,8 +250,7 @@ class Context:
 
     def _retire(self) -> None:
         """Drop a context that the driver has poisoned: freeing it would make futhark's runtime call exit().
-        A sticky CUDA error poisons the whole process: no new context may be created either (probe.poison)."""
-        from .probe import poison
+        A sticky CUDA error poisons the whole process: no new context may be created either (poisoned.poison)."""
         self._finalizer.detach()
         self.handle = None
         poison(self.backend, "an earlier sticky GPU error (e.g. an illegal memory access) in this process")
@@ -627,9 +631,6 @@ class FutharkModule:
         self.build = build
         self.backend = build.backend
         self.options = options or ContextOptions()
-        if self.backend in GPU_BACKENDS and self.options.probe:
-            from .probe import probe_context
-            probe_context(build, self.options)
         self.library = load_library(build)
         self.manifest = self.library.manifest
         self.context = Context(self.library, self.options)

@@ -110,6 +110,10 @@ def cmd_run(a) -> int:
     return 0 if df.get("correct", True).pipe(lambda s: (s != False).all()) else 1  # noqa: E712
 
 
+#: The python backend interprets Futhark's code: the demo shows it only up to this size.
+PYTHON_BACKEND_MAX_SIZE = 10_000
+
+
 def cmd_demo(a) -> int:
     from . import report as rep
     from .sweep import new_run_id, sweep
@@ -117,7 +121,7 @@ def cmd_demo(a) -> int:
 
     suite = _suite()
     print("checking backends (futhark-lab doctor):", file=sys.stderr)
-    backends = _working_backends(("c", "multicore", "opencl", "cuda", "pyopencl"), False)
+    backends = _working_backends(("c", "multicore", "opencl", "cuda", "pyopencl", "python"), False)
     if not backends:
         print("no futhark backend works here (see above); the demo measures NumPy and PyTorch only",
               file=sys.stderr)
@@ -128,10 +132,15 @@ def cmd_demo(a) -> int:
     for name in (a.kernels.split(",") if a.kernels else suite.KERNELS):
         kernel = suite.get(name)
         # pyopencl's generated host code is slow at tiny sizes but fine as a demo of a working path
-        impls = _impls([b for b in backends], _torch_devices(None), True, False, kernel)
+        impls = _impls([b for b in backends if b != "python"], _torch_devices(None), True, False, kernel)
         sizes = [n for n in kernel.sizes if n <= sizes_cap]
         frames.append(sweep(kernel, impls, sizes=sizes, dtypes=kernel.dtypes[:1], run_id=run_id,
                             results=a.results, policy=policy, rounds=2, progress=not a.quiet))
+        if "python" in backends:  # interpreted: shown at the small sizes only, where it finishes in seconds
+            small = [n for n in sizes if n <= PYTHON_BACKEND_MAX_SIZE] or sizes[:1]
+            frames.append(sweep(kernel, _impls(["python"], [], False, False, kernel), sizes=small,
+                                dtypes=kernel.dtypes[:1], run_id=run_id, results=a.results, policy=policy,
+                                rounds=2, progress=not a.quiet))
     df = frames[-1]  # each sweep returns the whole run so far
     _summary(df)
     path = rep.report(df, a.report, title="futhark-lab demo: the kernel suite")

@@ -35,7 +35,7 @@ GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 BUILD_FORMAT = 6
 
 #: Minimum compiler we support, and features that need newer ones.
-MIN_FUTHARK = (0, 25, 8)
+MIN_FUTHARK = (0, 25, 27)
 FEATURE_VERSIONS = {
     "raw pointer API in the manifest (new_raw/values_raw; zero-copy with PyTorch/CuPy)": (0, 25, 14),
     "CUDA 13 headers without the cuCtxCreate shim": (0, 25, 34),

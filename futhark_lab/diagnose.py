@@ -51,9 +51,15 @@ _RULES: list[tuple[str, Diagnosis]] = [
     (r"libOpenCL\.so[^\n]*(No such file|cannot open)|cannot find -lOpenCL",
      Diagnosis("the OpenCL ICD loader (libOpenCL.so) is missing", "apt-get install ocl-icd-libopencl1 "
                "ocl-icd-opencl-dev", "missing-icd")),
+    (r"atomic_int \*'\)? changes address space of pointer|to type 'volatile __private atomic_int",
+     Diagnosis("this futhark's OpenCL kernels (0.27 and newer) use device-scope atomics on generic pointers, which "
+               "this OpenCL C compiler (PoCL 3.x: no generic address space) rejects",
+               "compile the kernels as OpenCL C 1.2: build_options=['-cl-std=CL1.2'] (futhark-lab adds it "
+               "wherever PoCL runs), or use futhark 0.26 or older, or a newer PoCL", "pocl-atomics")),
     (r"[Bb]uild log:\s*$|clBuildProgram|CL_BUILD_PROGRAM_FAILURE|-11\b",
-     Diagnosis("the OpenCL platform's kernel compiler failed (NVIDIA's often with an empty build log)",
-               "select another platform or use the cuda backend; see the troubleshooting entry", "opencl-build")),
+     Diagnosis("the OpenCL platform's kernel compiler failed (its build log is above; NVIDIA's is often empty)",
+               "select another platform (or, on an NVIDIA GPU, the cuda backend); see the troubleshooting entry",
+               "opencl-build")),
     (r"[Nn]o (suitable|matching) device|[Cc]ould not find.*device|no devices? (found|matching)",
      Diagnosis("no device matches the requested platform/device name", "list devices with `futhark-lab doctor` and "
                "pass device='#0' or a substring of the name", "device-selection")),

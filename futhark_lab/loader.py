@@ -6,7 +6,8 @@ import os
 from typing import Any
 
 from .binding import ContextOptions, FutharkModule
-from .compiler import ALL_BACKENDS, PY_BACKENDS, compile_program
+from .compiler import ALL_BACKENDS, GPU_BACKENDS, PY_BACKENDS, Build, compile_program
+from .probe import probe_context
 from .pyloader import PyFutharkModule
 
 
@@ -40,21 +41,29 @@ def compile(
     (multicore).  Returns a module whose attributes are the entry points.
     """
     if backend == "auto":
-        from .doctor import best_backend
-        backend = best_backend(verbose=True)
+        raise ValueError("backend='auto' is resolved by futhark_lab.compile (frontdoor), which asks doctor; "
+                         "loader.compile needs a concrete backend")
     if backend not in ALL_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} or 'auto'")
     build_options = tuple(build_options)
+    build = compile_program(source, backend, options=options, force=force, base_dir=base_dir,
+                            source_name=name, verbose=verbose)
     if backend in ("opencl", "pyopencl"):
         if platform is None:
             platform = choose_opencl_platform(backend)
-        build_options += pocl_workaround(platform, build_options)
-    build = compile_program(source, backend, options=options, force=force, base_dir=base_dir,
-                            source_name=name, verbose=verbose)
+        build_options += pocl_workaround(platform, build_options, build.futhark.version)
     ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
                               logging=logging, tuning=dict(tuning or {}), cache_file=cache_file,
                               num_threads=num_threads, build_options=build_options, probe=probe)
-    if backend in PY_BACKENDS:
+    return load(build, ctx_opts)
+
+
+def load(build: Build, ctx_opts: ContextOptions) -> FutharkModule | PyFutharkModule:
+    """A live module for a build.  A first GPU context is created in a child process (``probe``), since futhark's
+    GPU runtimes exit() the process on fatal driver errors."""
+    if ctx_opts.probe and build.backend in GPU_BACKENDS:
+        probe_context(build, ctx_opts)
+    if build.backend in PY_BACKENDS:
         return PyFutharkModule(build, ctx_opts)
     return FutharkModule(build, ctx_opts)
 
@@ -88,20 +97,37 @@ def choose_opencl_platform(backend: str) -> str | None:
     return gpu.name
 
 
-def pocl_workaround(platform: str | None, build_options: tuple[str, ...]) -> tuple[str, ...]:
-    """PoCL's kernel optimiser (PoCL 3.x, LLVM 15) miscompiles futhark's single-pass reductions: every call after
-    the first returns the first call's result.  Kernels compiled with -cl-opt-disable are correct.  Applied only
-    where PoCL would run the program (see environment.md#pocl-reductions)."""
+def pocl_workaround(platform: str | None, build_options: tuple[str, ...],
+                    futhark_version: tuple[int, int, int] = (0, 0, 0)) -> tuple[str, ...]:
+    """Kernel build options that make futhark's OpenCL correct on PoCL; applied only where PoCL would run the
+    program.
+
+    - ``-cl-opt-disable``: PoCL's kernel optimiser (PoCL 3.x, LLVM 15) miscompiles futhark's single-pass reductions
+      (every call after the first returns the first call's result); see environment.md#pocl-reductions.
+    - ``-cl-std=CL1.2`` from futhark 0.27: futhark asks for OpenCL C 2.0 and then uses device-scope atomics by
+      casting ``__global`` pointers to generic ``atomic_int *``, which PoCL 3.1 (no generic address space) rejects
+      ("changes address space of pointer").  As OpenCL C 1.2 the kernels take futhark's older atomics, which PoCL
+      compiles; see environment.md#pocl-atomics.
+    """
     from .opencl_info import OpenCLUnavailable, selected
 
-    if "-cl-opt-disable" in build_options:
-        return ()
     try:
         chosen = selected(platform)
     except OpenCLUnavailable:
         return ()
-    if chosen is None:
+    if chosen is None or not is_pocl(chosen.name, chosen.version):
         return ()
-    if "Portable Computing Language" in chosen.name or "pocl" in chosen.version.lower():
-        return ("-cl-opt-disable",)
-    return ()
+    extra: tuple[str, ...] = ()
+    if "-cl-opt-disable" not in build_options:
+        extra += ("-cl-opt-disable",)
+    if futhark_version >= POCL_CL12_FROM and not any(o.startswith("-cl-std=") for o in build_options):
+        extra += ("-cl-std=CL1.2",)
+    return extra
+
+
+#: First futhark whose OpenCL kernels need generic-address-space atomics (futhark commit d4392b33b).
+POCL_CL12_FROM = (0, 27, 0)
+
+
+def is_pocl(name: str, version: str) -> bool:
+    return "Portable Computing Language" in name or "pocl" in version.lower()

@@ -116,7 +116,7 @@ class FutharkMagics(Magics):
             raise CellFailed(f"%%futhark: --name must be a Python identifier, got {name!r}")
         verbose = args.verbose if args.verbose is not None else d.get("verbose", False)
         options = list(d.get("options", [])) + list(args.option or [])
-        from .loader import compile as fcompile
+        from .frontdoor import compile as fcompile
 
         t0 = time.perf_counter()
         try:

@@ -16,6 +16,8 @@ import threading
 from .compiler import Build
 from .diagnose import explain
 from .errors import BackendUnavailable
+from .poisoned import FIX as POISON_FIX
+from .poisoned import poisoned_reason
 
 _verdicts: dict[tuple, dict] = {}
 _lock = threading.Lock()
@@ -27,19 +29,11 @@ def probe_key(backend: str, options) -> tuple:
             os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
-_poisoned: dict[str, str] = {}
-
-
-def poison(backend: str, why: str) -> None:
-    """After a sticky driver error, creating any new context of this backend would exit() the process."""
-    _poisoned[backend] = why
-
-
 def probe_context(build: Build, options) -> dict:
     """Raise BackendUnavailable (with cause and fix) unless a context can be created; return the child's report."""
-    if build.backend in _poisoned:
-        raise BackendUnavailable(build.backend, f"{_poisoned[build.backend]} left the GPU unusable in this process",
-                                 "restart the Python process (Jupyter: Kernel > Restart); other backends still work")
+    why = poisoned_reason(build.backend)
+    if why is not None:
+        raise BackendUnavailable(build.backend, f"{why} left the GPU unusable in this process", POISON_FIX)
     key = probe_key(build.backend, options)
     with _lock:
         verdict = _verdicts.get(key)

@@ -90,6 +90,29 @@ def _parse_type(t: str) -> tuple[bool, int, str]:
     return unique, rank, t.replace("[]", "")
 
 
+def entry_point_table(klass: Any) -> dict[str, tuple[str, list[str], list[str], bool]]:
+    """The generated class's ``entry_points`` in one shape: name -> (method, input types, output types, tuple?).
+
+    Before futhark 0.26.1 each entry is ``(method, [inputs], [outputs])``.  From 0.26.1 it is a dict with ``name``,
+    ``inputs`` and a single ``output``; several results then arrive as one opaque tuple (listed in the class's
+    ``opaques`` with a tuple layout), which ``tuple`` marks for unpacking, as ``manifest.tuple_output`` does for the
+    C backends.
+    """
+    table = {}
+    opaques = getattr(klass, "opaques", {}) or {}
+    for name, info in klass.entry_points.items():
+        if isinstance(info, dict):
+            out = info["output"]
+            layout = opaques.get(out.lstrip("*"), (None, None))[1]
+            is_tuple = out.lstrip("*").startswith("(") and isinstance(layout, tuple)
+            outs = [str(t) for t in layout] if is_tuple else [out]
+            table[name] = (info["name"], list(info["inputs"]), outs, is_tuple)
+        else:
+            pyname, ins, outs = info
+            table[name] = (pyname, list(ins), list(outs), False)
+    return table
+
+
 class PyContext:
     """An instance of the generated class: its constructor creates the OpenCL context (pyopencl)."""
 
@@ -138,8 +161,10 @@ class PyContext:
 
 
 class PyEntryFunction:
-    def __init__(self, module: "PyFutharkModule", name: str, pyname: str, ins: list[str], outs: list[str]):
+    def __init__(self, module: "PyFutharkModule", name: str, pyname: str, ins: list[str], outs: list[str],
+                 tuple_output: bool = False):
         self._module = module
+        self._tuple_output = tuple_output
         self.name = self.__name__ = self.__qualname__ = name
         self._method = getattr(module.context.instance, pyname)
         self._in_types = ins
@@ -205,7 +230,10 @@ class PyEntryFunction:
         except Exception as exc:
             msg = str(exc)
             raise FutharkError(_clean_message(msg)) from None
-        outs = res if len(self._out_types) > 1 else (res,)
+        if self._tuple_output:
+            outs = tuple(res[i] for i in range(len(self._out_types)))
+        else:
+            outs = res if len(self._out_types) > 1 else (res,)
         wrapped = tuple(self._wrap(o) for o in outs)
         return wrapped if len(wrapped) > 1 else wrapped[0]
 
@@ -233,13 +261,11 @@ class PyFutharkModule:
         self.options = options
         opts = {"platform": options.platform, "device": options.device, "tuning": options.tuning,
                 "build_options": options.build_options}
-        if self.backend == "pyopencl" and options.probe:
-            from .probe import probe_context
-            probe_context(build, options)
         self.context = PyContext.create(build, opts)
         self.entry_points: dict[str, PyEntryFunction] = {}
-        for name, (pyname, ins, outs) in type(self.context.instance).entry_points.items():
-            fn = PyEntryFunction(self, name, pyname, list(ins), list(outs))
+        klass = type(self.context.instance)
+        for name, (pyname, ins, outs, tuple_output) in entry_point_table(klass).items():
+            fn = PyEntryFunction(self, name, pyname, ins, outs, tuple_output)
             self.entry_points[name] = fn
             if name.isidentifier() and not hasattr(type(self), name):
                 setattr(self, name, fn)

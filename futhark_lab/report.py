@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
+from .version import __version__
 
 NOISY = 0.05
 COLUMNS = [("kernel", "kernel"), ("impl", "implementation"), ("backend", "backend"), ("device", "device"),

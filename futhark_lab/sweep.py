@@ -116,7 +116,7 @@ class _ModuleCache:
         return (str(source), impl.backend, json.dumps(impl.options, sort_keys=True, default=str))
 
     def get(self, source: Path, impl: Impl):
-        from .loader import compile as fcompile
+        from .frontdoor import compile as fcompile
 
         key = self.key(source, impl)
         if key not in self.modules:

@@ -14,8 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV=${VENV:-.venv}
-PREFIX="$PWD/$VENV/futhark"
+VENV=$(realpath -m "${VENV:-.venv}")
+PREFIX="$VENV/futhark"
 LINK="$VENV/bin/futhark"
 SUITE=${FUTHARK_DEBIAN_SUITE:-trixie}
 MIRROR=${FUTHARK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -59,7 +59,7 @@ fi
 # 4. Debian 13's package through a private apt configuration.
 dpkg -s patchelf >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends patchelf >/dev/null \
   || manual "could not install patchelf"
-APT="$PWD/$VENV/futhark-apt"
+APT="$VENV/futhark-apt"
 rm -rf "$APT" "$PREFIX.tmp"
 mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$APT/debs" "$PREFIX.tmp"
 echo "deb $MIRROR $SUITE main" >"$APT/sources.list"

@@ -33,4 +33,7 @@ if ! .venv/bin/python -m pip install -q -e ".[notebook,opencl,test]" torch==2.13
 fi
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (futhark-lab)" >/dev/null 2>&1 || true
 
-bash scripts/install_futhark.sh
+if ! bash scripts/install_futhark.sh; then
+  [ "${FUTHARK_LAB_STRICT:-}" = 1 ] && { say "FUTHARK_LAB_STRICT=1: a compiler is required"; exit 1; }
+  say "continuing without futhark: only NumPy/PyTorch work, and tests that compile will skip"
+fi

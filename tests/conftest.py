@@ -48,3 +48,45 @@ def cpu_backends() -> list:
                                                                              reason=why)))
     out.append(pytest.param("pyopencl", id="pyopencl", marks=pytest.mark.skipif(not plats, reason=why)))
     return out
+
+
+# --------------------------------------------------------------------------- CI strictness
+# .ci/run sets FUTHARK_LAB_STRICT=1: there a missing compiler is an error, not a reason to skip, and the only skips
+# allowed are those of tests that need a GPU (marked `gpu`), so a broken install step can never look green.
+
+STRICT = os.environ.get("FUTHARK_LAB_STRICT") == "1"
+_unexpected_skips: list[str] = []
+
+
+def pytest_sessionstart(session):
+    if STRICT and not have_futhark():
+        from futhark_lab.compiler import find_futhark
+        try:
+            find_futhark()
+        except Exception as exc:  # the reason, as a user would see it
+            reason = str(exc)
+        else:
+            reason = "futhark runs but futhark_available() is False"
+        pytest.exit(f"FUTHARK_LAB_STRICT=1 and no usable futhark compiler: {reason}", returncode=3)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped and item.get_closest_marker("gpu") is None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _unexpected_skips.append(f"{item.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _unexpected_skips:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _unexpected_skips:
+        terminalreporter.section("FUTHARK_LAB_STRICT: skips of tests that do not need a GPU", red=True)
+        for line in _unexpected_skips:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"{len(_unexpected_skips)} unexpected skip(s): failing the run")

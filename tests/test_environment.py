@@ -41,6 +41,7 @@ def test_flake_inputs_are_pinned_by_the_lock():
     ("opencl_no_platform.txt", "missing-icd"),
     ("cuda_no_libcuda.txt", "no-driver"),
     ("opencl_build_failure.txt", "opencl-build"),
+    ("pocl_atomics_futhark_0.27.txt", "pocl-atomics"),
 ])
 def test_recorded_failures_are_diagnosed(recording, anchor):
     if not (DATA / recording).exists():
