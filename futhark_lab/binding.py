@@ -132,7 +132,11 @@ class Context:
         self._cfg = self._make_config(options)
         previous = _cuda_current_context() if self.backend == "cuda" else None
         self.handle = self.lib.futhark_context_new(self._cfg)
+        #: futhark's own CUcontext (cuda): what cuCtxCreate left current, before it is popped again
+        self.cu_context: int | None = None
         if self.backend == "cuda":
+            current = _cuda_current_context()
+            self.cu_context = current if current and current != previous else None
             _cuda_restore_current(previous)
         err = self._take_error()
         if err is not None:
@@ -703,6 +707,19 @@ class FutharkModule:
 
     def restore(self, type_name: str, data: bytes) -> FutharkOpaque:
         return self.context.restore(type_name, data)
+
+    def cuda_context(self, array: FutharkArray | None = None) -> int:
+        """futhark's CUcontext (cuda backend), for work that must run inside it (cache flushes, CUDA events):
+        recorded when the context was made, or the owner of ``array``'s memory."""
+        if self.backend != "cuda":
+            raise TypeError(f"cuda_context() is for the cuda backend, not {self.backend}")
+        if self.context.cu_context:
+            return self.context.cu_context
+        if array is not None:
+            from .cudadrv import pointer_context
+            return pointer_context(array.data_ptr())
+        raise RuntimeError("futhark's CUDA context was not current after its creation; pass an array of this "
+                           "module to find it from its memory")
 
     # -- context
     def sync(self) -> None:
