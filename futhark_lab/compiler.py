@@ -74,6 +74,8 @@ def find_futhark() -> FutharkCompiler:
         path = shutil.which(explicit)
     else:
         path = shutil.which("futhark") or shutil.which("futhark", path=_environment_bin())
+    if path:
+        path = os.path.abspath(path)  # futhark runs with the source's directory as its cwd
     if not path:
         where = (f"$FUTHARK={explicit!r} is not an executable" if explicit
                  else f"no `futhark` on PATH nor in {_environment_bin()}")

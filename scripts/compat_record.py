@@ -27,6 +27,10 @@ def backend_of(name: str, classname: str) -> str:
         for token in re.split(r"[-_ ]", params.group(1)):
             if token in BACKENDS:
                 return token
+    words = name.split("[")[0].split("_")
+    for backend in ("pyopencl", "opencl", "cuda"):  # test_opencl_runs_on_the_nvidia_platform → opencl
+        if backend in words:
+            return backend
     if classname.endswith("test_gpu"):
         return "cuda"
     return "any"
