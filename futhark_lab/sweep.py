@@ -565,7 +565,7 @@ def _row(run_id, kernel, impl, size, dtype, p, samples, first, error, reference,
     row["intensity_flop_per_byte"] = row["flops"] / row["bytes"] if row["bytes"] else math.nan
     model = hw.get(_hw_key(impl))
     if model is not None:
-        row.update(model.percentages(row["gbps"], row["gflops"], dtype))
+        row.update(model.percentages(row["gbps"], row["gflops"], dtype, working_set=row["bytes"]))
     return row
 
 
