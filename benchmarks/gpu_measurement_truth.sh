@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 15's GPU evidence in one command (about 6-8 minutes) on a CUDA machine without futhark; all outputs under
-# $OUT (8 files).  Run from the repository root.  Prepared on a machine with futhark (see results/README.md):
+# $OUT (9 files: 5 texts, driver.log, and report.html + points.jsonl of the sweep; the demo's report).  Run from the repository root.  Prepared on a machine with futhark (see results/README.md):
 #   futhark-lab generate kernels/*.fut --backends c,multicore,opencl,cuda --out .gpu/gen
 #   python benchmarks/gpu_p4.py --generate .gpu/gen-exe
 # and cp312 wheels of what the GPU machine lacks in .whl/ (installed here with --no-index).
@@ -30,26 +30,30 @@ EOF
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$LOG" 2>&1
 fl() { $PY -c "import sys; from futhark_lab.cli import main; sys.exit(main(sys.argv[1:]))" "$@"; }
 
-log "1/5 call overhead on cuda, 3 fresh processes, n=1 and 1e8"
+log "1/6 call overhead on cuda, 3 fresh processes, n=1 and 1e8"
 timeout 180 $PY benchmarks/call_overhead.py --backend cuda --sizes 1,100000000 --runs 3 --budget 4 \
   >"$OUT/call_overhead_cuda.txt" 2>&1 || log "call_overhead exited $?"
 
-log "2/5 cold vs warm, device time vs call time, batch, pinned vs pageable, host ceilings"
+log "2/6 cold vs warm, device time vs call time, batch, pinned vs pageable, host ceilings"
 timeout 150 $PY benchmarks/gpu_measurement_truth.py >"$OUT/gpu_measurement_truth.txt" 2>&1 \
   || log "gpu_measurement_truth exited $?"
 
-log "3/5 P4: futhark-lab vs the futhark cuda executable (-r N -t)"
+log "3/6 P4: futhark-lab vs the futhark cuda executable (-r N -t)"
 timeout 120 $PY benchmarks/gpu_p4.py --exe .gpu/gen-exe >"$OUT/gpu_p4.txt" 2>&1 || log "gpu_p4 exited $?"
 
-log "4/5 sweep: sum_squares on cuda, resident / +copy / +copy(pinned), torch cuda, cold, 1e3..1e8"
+log "4/6 sweep: sum_squares on cuda, resident / +copy / +copy(pinned), torch cuda, cold, 1e3..1e8"
 timeout 150 fl run kernels/sum_squares.fut --backends cuda --copy --pinned --torch cuda --no-numpy \
   --sizes 1e3:1e8 --cold --max-time 1 --results "$SCRATCH" --run-id sweep --report "$OUT/sweep/report.html" \
   -q >>"$LOG" 2>&1 || log "sweep exited $?"
 cp "$SCRATCH/sweep/points.jsonl" "$OUT/sweep/" 2>/dev/null
 
-log "5/5 demo: the kernel suite on every backend that works, report"
+log "5/6 the host's side (16 cores): CPU pool interplay, compile latency, call overhead on c"
+{ timeout 120 $PY benchmarks/cpu_interplay.py; timeout 60 $PY benchmarks/compile_latency.py --rounds 5; \
+  timeout 60 $PY benchmarks/call_overhead.py --backend c --sizes 1 --runs 3 --budget 3; } \
+  >"$OUT/host_side.txt" 2>&1 || log "host side exited $?"
+
+log "6/6 demo: the kernel suite on every backend that works, report"
 timeout 150 fl demo --max-time 0.3 --results "$SCRATCH" --run-id demo --report "$OUT/demo/report.html" -q \
   >>"$LOG" 2>&1 || log "demo exited $?"
-cp "$SCRATCH/demo/points.jsonl" "$OUT/demo/" 2>/dev/null
 log "done"
 rm -rf "$SCRATCH"

@@ -436,6 +436,12 @@ def sweep(
                                     max_time_s=policy.max_time_s / rounds,
                                     min_samples=max(3, policy.min_samples // rounds),
                                     max_samples=max(3, policy.max_samples // rounds), max_noise=0.0)
+    # several CPU implementations with thread pools of their own (OpenMP in PyTorch, OpenBLAS in NumPy, futhark's
+    # multicore scheduler) interleaved: each block of samples runs with the others' pools held to one thread, after
+    # a warm-up long enough for their idle workers to stop spinning (OpenBLAS spins ~0.1 s after a call)
+    cpu_mixed = len({_pool_owner(i) for i in impls if _hw_key(i) == "cpu"} - {None}) > 1
+    per_round_cpu = dataclasses.replace(per_round, warmup_s=max(per_round.warmup_s, 0.15)) if ISOLATE_CPU_POOLS \
+        else per_round
     hw = _hardware_models(impls, hardware)
     modules = _ModuleCache()
     flushers = {}
@@ -472,10 +478,12 @@ def sweep(
                     if isinstance(p, Exception) or impl.name in errors:
                         continue
                     try:
-                        m = measure(p.call, device=p.measure_device if p.sync is None else "cpu", sync=p.sync,
-                                    policy=per_round, keep_result=(r == 0),
-                                    flush=(p.flush or flushers.get(_hw_key(impl))) if policy.cold and r == 0
-                                    else None)
+                        with _own_pools(impl, cpu_mixed):
+                            m = measure(p.call, device=p.measure_device if p.sync is None else "cpu", sync=p.sync,
+                                        policy=per_round_cpu if cpu_mixed and _hw_key(impl) == "cpu" else per_round,
+                                        keep_result=(r == 0),
+                                        flush=(p.flush or flushers.get(_hw_key(impl))) if policy.cold and r == 0
+                                        else None)
                     except Exception as exc:  # noqa: BLE001
                         if on_error == "raise":
                             raise
@@ -516,6 +524,37 @@ def sweep(
         modules.close()
     df = load_run(store.dir)
     return df
+
+
+#: Hold other libraries' thread pools to one thread while a CPU implementation is measured (benchmarks turn it off
+#: to show the difference: benchmarks/cpu_interplay.py).
+ISOLATE_CPU_POOLS = True
+
+
+def _pool_owner(impl: Impl) -> str | None:
+    """Which thread pool a CPU implementation runs on (threadpoolctl's user_api), or None for none of them."""
+    if impl.kind == "numpy":
+        return "blas"
+    if impl.kind == "torch":
+        return "openmp"
+    if impl.kind == "futhark" and impl.backend in ("multicore", "ispc"):
+        return "futhark"
+    return None
+
+
+def _own_pools(impl: Impl, mixed: bool):
+    """While ``impl``'s samples are taken, the other libraries' BLAS/OpenMP pools are held to one thread
+    (threadpoolctl), so idle workers of one library do not compete for the cores another is measured on."""
+    import contextlib
+
+    if not mixed or _hw_key(impl) != "cpu" or not ISOLATE_CPU_POOLS:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    owner = _pool_owner(impl)
+    return threadpool_limits({api: 1 for api in ("blas", "openmp") if api != owner})
 
 
 def _device_figures(p: Prepared, samples: list[float], policy: Policy) -> dict:
