@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 15's GPU evidence in one command (about 6-8 minutes) on a CUDA machine without futhark; all outputs under
-# $OUT (9 files: 5 texts, driver.log, and report.html + points.jsonl of the sweep; the demo's report).  Run from the repository root.  Prepared on a machine with futhark (see results/README.md):
+# $OUT: 8 files (4 texts, driver.log, the sweep's report.html + points.jsonl, the demo's report.html).
+# Run from the repository root.  Prepared on a machine with futhark:
 #   futhark-lab generate kernels/*.fut --backends c,multicore,opencl,cuda --out .gpu/gen
 #   python benchmarks/gpu_p4.py --generate .gpu/gen-exe
 # and cp312 wheels of what the GPU machine lacks in .whl/ (installed here with --no-index).
@@ -47,13 +48,13 @@ timeout 150 fl run kernels/sum_squares.fut --backends cuda --copy --pinned --tor
   -q >>"$LOG" 2>&1 || log "sweep exited $?"
 cp "$SCRATCH/sweep/points.jsonl" "$OUT/sweep/" 2>/dev/null
 
-log "5/6 the host's side (16 cores): CPU pool interplay, compile latency, call overhead on c"
-{ timeout 120 $PY benchmarks/cpu_interplay.py; timeout 60 $PY benchmarks/compile_latency.py --rounds 5; \
+log "5/6 the host's side (all cores): CPU pool interplay, call overhead on c"
+{ timeout 120 $PY benchmarks/cpu_interplay.py; \
   timeout 60 $PY benchmarks/call_overhead.py --backend c --sizes 1 --runs 3 --budget 3; } \
   >"$OUT/host_side.txt" 2>&1 || log "host side exited $?"
 
 log "6/6 demo: the kernel suite on every backend that works, report"
-timeout 150 fl demo --max-time 0.3 --results "$SCRATCH" --run-id demo --report "$OUT/demo/report.html" -q \
+timeout 150 fl demo --kernels dot,sum_squares,saxpy --max-time 0.3 --results "$SCRATCH" --run-id demo --report "$OUT/demo/report.html" -q \
   >>"$LOG" 2>&1 || log "demo exited $?"
 log "done"
 rm -rf "$SCRATCH"
