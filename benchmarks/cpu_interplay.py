@@ -1,7 +1,8 @@
 """Do CPU implementations slow each other down when a sweep interleaves them?  Each implementation's median in a
 mixed sweep (futhark multicore, PyTorch CPU, NumPy: three thread pools) against the same sweep with that
-implementation alone, in a fresh process; the mixed sweep with futhark-lab's pool isolation (sweep.ISOLATE_CPU_POOLS:
-the others' BLAS/OpenMP pools held to one thread per block, a warm-up past their spin time) and without it.
+implementation alone, in a fresh process; the mixed sweep as futhark-lab runs it (sweep.ISOLATE_CPU_POOLS: each
+implementation's samples a block per round, after a warm-up past the other pools' spin time), without that, and with
+the other libraries' BLAS/OpenMP pools also held to one thread per block by threadpoolctl (sweep.POOL_LIMITS).
 Target (issue 15): mixed within noise of alone (here: ratio within 1 ± max(10%, 3 × the points' CI half-widths)).
 
     python benchmarks/cpu_interplay.py [--sizes 10000,1000000]
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 IMPLS = ["futhark-multicore", "torch-cpu-dot", "numpy"]
 
 
-def run(names: list[str], sizes: list[int], isolate: bool) -> dict:
+def run(names: list[str], sizes: list[int], isolate: bool, limits: bool = False) -> dict:
     """Medians (and CI half-widths) per (impl, size) of one sweep in a fresh process."""
     code = f"""
 import json, sys, tempfile
@@ -31,6 +32,7 @@ import kernels.suite as suite
 from futhark_lab import sweep as sw
 from futhark_lab.timing import Policy
 sw.ISOLATE_CPU_POOLS = {isolate}
+sw.POOL_LIMITS = {limits}
 every = {{"futhark-multicore": sw.futhark("multicore"), "torch-cpu-dot": sw.torch("cpu", "dot"),
           "numpy": sw.numpy_impl()}}
 df = sw.sweep(suite.get("dot"), [every[n] for n in {names!r}], sizes={sizes!r}, dtypes=["f64"],
@@ -59,16 +61,20 @@ def main() -> None:
         alone.update(run([name], sizes, True))
     mixed = run(IMPLS, sizes, True)
     shared = run(IMPLS, sizes, False)
+    limited = run(IMPLS, sizes, True, limits=True)
     ok = True
-    print(f"{'impl':<18} {'n':>9} {'alone':>11} {'mixed':>11} {'ratio':>6}  {'mixed, no isolation':>20} {'ratio':>6}")
+    print(f"{'impl':<18} {'n':>9} {'alone':>11} {'mixed':>11} {'ratio':>6}  {'no isolation':>13} {'ratio':>6}  "
+          f"{'threadpoolctl':>13} {'ratio':>6}")
     for name in IMPLS:
         for n in sizes:
             (ta, ca), (tm, cm), (ts, _) = alone[(name, n)], mixed[(name, n)], shared[(name, n)]
+            tl = limited[(name, n)][0]
             tol = max(0.10, 3 * max(ca, cm))
             good = abs(tm / ta - 1) <= tol
             ok &= good
-            print(f"{name:<18} {n:>9,} {ta * 1e6:>8.1f} us {tm * 1e6:>8.1f} us {tm / ta:>6.2f}  {ts * 1e6:>17.1f} us "
-                  f"{ts / ta:>6.2f}  {'within noise' if good else 'SLOWED'} (tolerance {tol:.0%})")
+            print(f"{name:<18} {n:>9,} {ta * 1e6:>8.1f} us {tm * 1e6:>8.1f} us {tm / ta:>6.2f}  {ts * 1e6:>10.1f} us "
+                  f"{ts / ta:>6.2f}  {tl * 1e6:>10.1f} us {tl / ta:>6.2f}  "
+                  f"{'within noise' if good else 'SLOWED'} (tolerance {tol:.0%})")
     print(f"target: every implementation's mixed time within noise of its time alone: {'MET' if ok else 'NOT MET'}")
 
 

@@ -437,8 +437,8 @@ def sweep(
                                     min_samples=max(3, policy.min_samples // rounds),
                                     max_samples=max(3, policy.max_samples // rounds), max_noise=0.0)
     # several CPU implementations with thread pools of their own (OpenMP in PyTorch, OpenBLAS in NumPy, futhark's
-    # multicore scheduler) interleaved: each block of samples runs with the others' pools held to one thread, after
-    # a warm-up long enough for their idle workers to stop spinning (OpenBLAS spins ~0.1 s after a call)
+    # multicore scheduler) interleaved: each block of samples starts after a warm-up long enough for the others'
+    # idle workers to stop spinning (OpenBLAS spins ~0.1 s after a call)
     cpu_mixed = len({_pool_owner(i) for i in impls if _hw_key(i) == "cpu"} - {None}) > 1
     per_round_cpu = dataclasses.replace(per_round, warmup_s=max(per_round.warmup_s, 0.15)) if ISOLATE_CPU_POOLS \
         else per_round
@@ -529,6 +529,8 @@ def sweep(
 #: Hold other libraries' thread pools to one thread while a CPU implementation is measured (benchmarks turn it off
 #: to show the difference: benchmarks/cpu_interplay.py).
 ISOLATE_CPU_POOLS = True
+#: Also hold the other libraries' BLAS/OpenMP pools to one thread per block (threadpoolctl); off: measured worse.
+POOL_LIMITS = False
 
 
 def _pool_owner(impl: Impl) -> str | None:
@@ -543,11 +545,13 @@ def _pool_owner(impl: Impl) -> str | None:
 
 
 def _own_pools(impl: Impl, mixed: bool):
-    """While ``impl``'s samples are taken, the other libraries' BLAS/OpenMP pools are held to one thread
-    (threadpoolctl), so idle workers of one library do not compete for the cores another is measured on."""
+    """A context for ``impl``'s block of samples.  Holding the other libraries' pools to one thread with
+    threadpoolctl was tried and measured worse (benchmarks/cpu_interplay.py: PyTorch's OpenMP pool resized around
+    every block stalled its next calls by a scheduler slice), so the isolation is the block itself plus a warm-up
+    past the other pools' spin time; ``POOL_LIMITS=True`` restores the threadpoolctl variant for comparison."""
     import contextlib
 
-    if not mixed or _hw_key(impl) != "cpu" or not ISOLATE_CPU_POOLS:
+    if not (mixed and POOL_LIMITS and ISOLATE_CPU_POOLS) or _hw_key(impl) != "cpu":
         return contextlib.nullcontext()
     try:
         from threadpoolctl import threadpool_limits
