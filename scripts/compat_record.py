@@ -13,6 +13,7 @@ import argparse
 import datetime
 import json
 import re
+import subprocess
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
@@ -55,7 +56,9 @@ def record(cases: list[dict], futhark: str, machine: str) -> dict:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
     for c in cases:
         counts[c["backend"]][c["outcome"]] += 1
-    return {"futhark": futhark, "machine": machine, "date": datetime.date.today().isoformat(),
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip()
+    return {"futhark": futhark, "machine": machine, "date": datetime.date.today().isoformat(), "commit": commit,
             "counts": dict(sorted(counts.items())),
             "not_passed": [c for c in cases if c["outcome"] != "passed"]}
 
@@ -72,14 +75,15 @@ def render_table(records: list[dict]) -> str:
              "the JSON files beside this page, which also list every test that did not pass, with its reason.", ""]
     backends = sorted({b for r in records for b in r["counts"]},
                       key=lambda b: (BACKENDS + ("any",)).index(b) if b in BACKENDS + ("any",) else 99)
-    lines.append("| futhark | machine | date | " + " | ".join(backends) + " |")
-    lines.append("|---|---|---|" + "---|" * len(backends))
+    lines.append("| futhark | machine | date | commit | " + " | ".join(backends) + " |")
+    lines.append("|---|---|---|---|" + "---|" * len(backends))
     for r in sorted(records, key=lambda r: ([int(x) for x in re.findall(r"\d+", r["futhark"])], r["machine"])):
         cells = []
         for b in backends:
             c = r["counts"].get(b)
             cells.append("–" if c is None else f"{c['passed']} / {c['failed']} / {c['skipped']}")
-        lines.append(f"| {r['futhark']} | {r['machine']} | {r['date']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['futhark']} | {r['machine']} | {r['date']} | {r.get('commit', '')} | "
+                     + " | ".join(cells) + " |")
     lines.append("")
     skipped = {(r["futhark"], c["reason"]) for r in records for c in r["not_passed"] if c["outcome"] == "skipped"}
     if skipped:
