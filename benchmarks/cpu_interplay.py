@@ -14,7 +14,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,9 +49,10 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,1000000")
     a = ap.parse_args()
     sizes = [int(float(s)) for s in a.sizes.split(",")]
-    from threadpoolctl import threadpool_info
-    import numpy  # noqa: F401
+    import numpy as np
     import torch
+    from threadpoolctl import threadpool_info
+    np.dot(np.ones(2), np.ones(2))  # load both pools before asking threadpoolctl about them
     torch.dot(torch.ones(2), torch.ones(2))
     pools = ", ".join(f"{p['internal_api']} ({p['num_threads']} threads)" for p in threadpool_info())
     print(f"dot (f64), sweep of 3 rounds per point; thread pools: {pools}; futhark multicore: its own scheduler")

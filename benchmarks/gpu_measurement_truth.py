@@ -106,7 +106,6 @@ def main() -> None:
             per, k = batch_per_call(launch, bsync, single_s=call_t, budget_s=0.5)
             print(f"  {name:<14} {size:>11,} {us(call_t)} {us(dev)} {us(per)} {k:>4}")
         xsd.free()
-        del xst
     ftimer.close()
 
     # ---------------------------------------------------------------- C
