@@ -18,6 +18,7 @@ Set FUTHARK_LAB_BINDING=abi to never build one.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib.util
 import os
@@ -99,7 +100,7 @@ def _lower_priority() -> None:
         pass
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Pending:
     """An extension whose object file is being compiled (a running C compiler) in a side directory."""
 
@@ -112,6 +113,15 @@ class Pending:
 
 _inflight: dict[str, threading.Thread] = {}
 _inflight_lock = threading.Lock()
+_pending: set = set()  # compilers still running in the background: stopped and cleaned up at exit
+
+
+def _stop_background() -> None:
+    for pending in list(_pending):
+        abandon(pending)
+
+
+atexit.register(_stop_background)
 
 
 def start(directory: Path, module_name: str, raw_offset: bool, include_flags: list[str],
@@ -190,7 +200,14 @@ def complete(pending: Pending, library: Path, grace_s: float) -> None:
     try:
         pending.process.wait(timeout=max(grace_s, 0.0))
     except subprocess.TimeoutExpired:
-        _background(Path(library).stem, lambda: finish(pending, library))
+        _pending.add(pending)
+
+        def work():
+            try:
+                finish(pending, library)
+            finally:
+                _pending.discard(pending)
+        _background(Path(library).stem, work)
         return
     finish(pending, library)
 
@@ -214,12 +231,16 @@ def ensure(directory: Path, module_name: str, raw_offset: bool, include_flags: l
             return
 
     def work():
+        pending = None
         try:
             pending = start(directory, module_name, raw_offset, include_flags, [])
             if pending is not None:
+                _pending.add(pending)
                 finish(pending, Path(directory) / f"{module_name}.so")
         except Exception:  # noqa: BLE001 - ABI mode stays
             pass
+        finally:
+            _pending.discard(pending)
     _background(module_name, work)
 
 
