@@ -409,8 +409,9 @@ def compile_program(
         log = (final / "build.log").read_text() if (final / "build.log").exists() else ""
         if link and backend in C_BACKENDS:
             from . import fastcall
-            fastcall.ensure(final, module_name, futhark.version < (0, 25, 14),
-                            [f for f in c_flags(backend, futhark, final)[0] if f.startswith("-I")])
+            if not fastcall.extension_path(final, module_name).exists():  # made in ABI mode, or still compiling
+                fastcall.ensure(final, module_name, futhark.version < (0, 25, 14),
+                                [f for f in c_flags(backend, futhark, final)[0] if f.startswith("-I")])
         return Build(final, backend, module_name, futhark, shown, True, log)
 
     root.mkdir(parents=True, exist_ok=True)
