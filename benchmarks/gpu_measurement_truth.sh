@@ -31,6 +31,10 @@ EOF
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$LOG" 2>&1
 fl() { $PY -c "import sys; from futhark_lab.cli import main; sys.exit(main(sys.argv[1:]))" "$@"; }
 
+log "0/6 GPU tests of issue 15's pieces (own-context flush and events, async launches, pinned inputs)"
+timeout 90 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py -k "own_context or async_launches" >>"$LOG" 2>&1 \
+  || log "tests exited $?"
+
 log "1/6 call overhead on cuda, 3 fresh processes, n=1 and 1e8"
 timeout 180 $PY benchmarks/call_overhead.py --backend cuda --sizes 1,100000000 --runs 3 --budget 4 \
   >"$OUT/call_overhead_cuda.txt" 2>&1 || log "call_overhead exited $?"
