@@ -36,3 +36,8 @@ def load_ipython_extension(ipython) -> None:
     """`%load_ext futhark_lab` registers the %%futhark cell magic and %futhark_config line magic."""
     from .magic import FutharkMagics
     ipython.register_magics(FutharkMagics(ipython))
+
+
+def _jupyter_labextension_paths() -> list[dict]:
+    """The prebuilt JupyterLab extension (Futhark highlighting), for ``jupyter labextension develop``."""
+    return [{"src": "labextension", "dest": "futhark-lab-jupyterlab"}]

@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _suite():
-    from .sweep import load_suite
+    from .suite import load
     try:
-        return load_suite()
+        return load()
     except FileNotFoundError as exc:
         raise SystemExit(f"error: {exc}") from None
 
@@ -106,7 +106,7 @@ def cmd_run(a) -> int:
     impls = _impls(backends, _torch_devices(a.torch), not a.no_numpy, a.copy, kernel, a.pinned)
     policy = Policy(max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time), max_noise=a.noise, cold=a.cold)
     df = sweep(kernel, impls, sizes=_parse_sizes(a.sizes), dtypes=a.dtypes.split(",") if a.dtypes else None,
-               run_id=a.run_id, results=a.results, policy=policy, progress=not a.quiet)
+               run_id=a.run_id, results=a.results, policy=policy, progress=not a.quiet, on_error="warn")
     _summary(df)
     path = rep.report(df, a.report)
     print(f"report: {path}\nresults: {Path(path).parent if a.report is None else df.attrs.get('run_id')}")
@@ -138,12 +138,13 @@ def cmd_demo(a) -> int:
         impls = _impls([b for b in backends if b != "python"], _torch_devices(None), True, False, kernel)
         sizes = [n for n in kernel.sizes if n <= sizes_cap]
         frames.append(sweep(kernel, impls, sizes=sizes, dtypes=kernel.dtypes[:1], run_id=run_id,
-                            results=a.results, policy=policy, rounds=2, progress=not a.quiet))
+                            results=a.results, policy=policy, rounds=2, progress=not a.quiet,
+                            on_error="warn"))
         if "python" in backends:  # interpreted: shown at the small sizes only, where it finishes in seconds
             small = [n for n in sizes if n <= PYTHON_BACKEND_MAX_SIZE] or sizes[:1]
             frames.append(sweep(kernel, _impls(["python"], [], False, False, kernel), sizes=small,
                                 dtypes=kernel.dtypes[:1], run_id=run_id, results=a.results, policy=policy,
-                                rounds=2, progress=not a.quiet))
+                                rounds=2, progress=not a.quiet, on_error="warn"))
     df = frames[-1]  # each sweep returns the whole run so far
     _summary(df)
     path = rep.report(df, a.report, title="futhark-lab demo: the kernel suite")

@@ -71,7 +71,7 @@ def library_versions() -> dict:
 
 def git_commit(path: str | os.PathLike = ".") -> dict:
     head = _run(["git", "rev-parse", "HEAD"], cwd=str(path))
-    dirty = _run(["git", "status", "--porcelain", "--", "kernels"], cwd=str(path))
+    dirty = _run(["git", "status", "--porcelain", "--", "kernels", "futhark_lab/suite"], cwd=str(path))
     return {"commit": head or None, "kernels_dirty": bool(dirty)}
 
 

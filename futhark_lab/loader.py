@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from .binding import ContextOptions, FutharkModule
 from .compiler import ALL_BACKENDS, GPU_BACKENDS, PY_BACKENDS, Build, compile_program
@@ -55,7 +55,21 @@ def compile(
     ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
                               logging=logging, tuning=dict(tuning or {}), cache_file=cache_file,
                               num_threads=num_threads, build_options=build_options, probe=probe)
-    return load(build, ctx_opts)
+    module = load(build, ctx_opts)
+    # what was compiled, so a sweep can build the same program for other backends (sweep.Kernel(source=module))
+    is_path = isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
+                                                  and source.endswith(".fut"))
+    module._lab_program = Program(os.path.abspath(source) if is_path else source,
+                                  os.path.abspath(base_dir) if base_dir is not None else os.getcwd(), name)
+    return module
+
+
+class Program(NamedTuple):
+    """A program as ``compile`` was given it: a path or source text, where its imports resolve, its shown name."""
+
+    source: str | os.PathLike
+    base_dir: str
+    name: str | None
 
 
 def load(build: Build, ctx_opts: ContextOptions) -> FutharkModule | PyFutharkModule:

@@ -2,8 +2,8 @@
 
 The cell goes through ``futhark_lab.compile`` (content-hashed build cache, so an unchanged cell is a cache hit and a
 changed one gets a fresh module name).  A compile error shows only the compiler's message, with line numbers of the
-cell, and fails the cell so "Run All" stops; the previous good module stays bound.  Arguments are parsed into
-values and passed on as argument vectors; nothing reaches a shell.
+cell (the ``%%futhark`` line is line 1) and columns, and fails the cell so "Run All" stops; the previous good
+module stays bound.  Arguments are parsed into values and passed on as argument vectors; nothing reaches a shell.
 """
 
 from __future__ import annotations
@@ -120,7 +120,9 @@ class FutharkMagics(Magics):
 
         t0 = time.perf_counter()
         try:
-            module = fcompile(cell, backend=backend, name=f"<cell {name}>", options=options, force=args.force,
+            # a blank first line stands for the %%futhark line, so the compiler's line:column positions (errors,
+            # warnings, runtime backtraces) are the cell's own, as JupyterLab numbers its lines
+            module = fcompile("\n" + cell, backend=backend, name=f"<cell {name}>", options=options, force=args.force,
                               base_dir=os.getcwd(), verbose=False,
                               device=args.device or d.get("device"), platform=args.platform or d.get("platform"),
                               num_threads=args.threads or d.get("threads"),

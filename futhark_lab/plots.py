@@ -1,14 +1,48 @@
 """Figures from a run's DataFrame: throughput against size with labelled peak lines, a roofline, time against size
 with IQR error bars, and speedup against a baseline.  Each takes a DataFrame (fresh or loaded from results/) and
-returns a matplotlib Figure; points above 100% of a peak are marked as suspect (a measurement bug, not a result)."""
+returns a matplotlib Figure; points above 100% of a peak are marked as suspect (a measurement bug, not a result).
+Figures show themselves in Jupyter (no ``%matplotlib inline`` needed), and rows of several kernels are drawn as one
+panel per kernel: sizes and throughputs of different kernels never share a line."""
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # Figures without pyplot: no global state, safe in threads and headless
+
+
+class LabFigure(Figure):
+    """A Figure that Jupyter shows as a PNG by itself: not made by pyplot, it needs no ``%matplotlib inline``."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+
+def per_kernel(draw):
+    """Rows of several kernels: one panel per kernel (with ``ax`` given, only one kernel's rows make sense)."""
+
+    @functools.wraps(draw)
+    def wrapper(df: pd.DataFrame, *args, ax=None, **kwargs) -> Figure:
+        kernels = sorted(df["kernel"].dropna().unique()) if "kernel" in df else []
+        if len(kernels) <= 1:
+            return draw(df, *args, ax=ax, **kwargs)
+        if ax is not None:
+            raise ValueError(f"{draw.__name__}: the rows hold {len(kernels)} kernels ({', '.join(kernels)}); pass "
+                             "one kernel's rows with ax=..., or no ax for one panel per kernel")
+        cols = min(2, len(kernels))
+        rows = math.ceil(len(kernels) / cols)
+        fig = LabFigure(figsize=(6.4 * cols, 4.2 * rows), dpi=100)
+        for i, kernel in enumerate(kernels):
+            draw(df[df["kernel"] == kernel], *args, ax=fig.add_subplot(rows, cols, i + 1), **kwargs)
+        fig.tight_layout()
+        return fig
+    return wrapper
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -66,6 +100,7 @@ def _mark_suspect(ax, g: pd.DataFrame, y: str) -> bool:
     return False
 
 
+@per_kernel
 def throughput(df: pd.DataFrame, *, ax=None) -> Figure:
     """GB/s against problem size, one line per implementation, with the attribute and measured peaks."""
     d = _ok(df)
@@ -84,6 +119,8 @@ def throughput(df: pd.DataFrame, *, ax=None) -> Figure:
 def roofline(df: pd.DataFrame, *, ax=None) -> Figure:
     """Arithmetic intensity (flop/byte) against GFLOP/s, with bandwidth and compute ceilings per device."""
     d = _ok(df)
+    if "gflops" in d:  # kernels without a flop count have no place on a roofline
+        d = d[d["gflops"].notna() & (d["gflops"] > 0)]
     fig, ax = _axes(ax)
     ai_all = d["intensity_flop_per_byte"] if len(d) else pd.Series([0.1, 10])
     xs = np.logspace(math.log10(max(ai_all.min() / 4, 1e-3)), math.log10(max(ai_all.max() * 4, 10)), 200)
@@ -119,6 +156,7 @@ def roofline(df: pd.DataFrame, *, ax=None) -> Figure:
                    "roofline (largest size of each kernel)", legend=False)
 
 
+@per_kernel
 def time_vs_size(df: pd.DataFrame, *, ax=None, device_time: bool = True) -> Figure:
     """Median time against size (log-log) with the interquartile range as error bars; where GPU points recorded
     it (and ``device_time``), the device-side span as a dashed line in the same colour."""
@@ -135,6 +173,7 @@ def time_vs_size(df: pd.DataFrame, *, ax=None, device_time: bool = True) -> Figu
                    _title(d, "time against size"))
 
 
+@per_kernel
 def speedup(df: pd.DataFrame, baseline: str = "numpy", *, ax=None) -> Figure:
     """Baseline time / implementation time against size (>1: faster than the baseline)."""
     d = _ok(df)
@@ -150,6 +189,7 @@ def speedup(df: pd.DataFrame, baseline: str = "numpy", *, ax=None) -> Figure:
                    _title(d, f"speedup over {baseline}"))
 
 
+@per_kernel
 def breakdown(df: pd.DataFrame, size: int | None = None, *, ax=None) -> Figure:
     """First call, host→device, compute and device→host per implementation at one size: the trap made visible."""
     d = _ok(df)
@@ -191,5 +231,5 @@ def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str, legend: bool 
 def _axes(ax):
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=(7.5, 4.6), dpi=110)
+    fig = LabFigure(figsize=(7.5, 4.6), dpi=110)
     return fig, fig.add_subplot(1, 1, 1)

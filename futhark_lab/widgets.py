@@ -4,6 +4,7 @@ and results/ files as any sweep."""
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -48,7 +49,7 @@ class Explorer:
         for w in (self.backends, self.others, self.sizes, self.dtype):
             w.observe(self._changed, names="value")
         self.plot.observe(lambda _: self.redraw(), names="value")
-        self.run_button.on_click(lambda _: self.run())
+        self.run_button.on_click(lambda _: self.run(again=True))
         self.panel = W.VBox([W.HBox([self.kernel, self.dtype, self.plot]),
                              W.HBox([self.backends, self.others]),
                              W.HBox([self.sizes, self.run_button]), self.status, self.bar, self.image])
@@ -86,7 +87,11 @@ class Explorer:
                 out += [torch(dev, None if v == "default" else v) for v in k.torch]
         return out
 
-    def run(self) -> Any:
+    def run(self, again: bool = False) -> Any:
+        """Sweep the present choices.  Points this explorer measured before are kept, except with ``again`` (the
+        Run button): then everything chosen is measured afresh, into a new run."""
+        if again:
+            self.run_id = new_run_id("explore")
         k = self.kernels[self.kernel.value]
         lo, hi = self.sizes.value
         sizes = [10**e for e in range(lo, hi + 1)]
@@ -96,15 +101,35 @@ class Explorer:
             return self.df
         self.status.value = f"running {k.name}: {len(impls)} implementation(s) × {len(sizes)} size(s)…"
         self.bar.value, self.bar.max = 0, len(impls) * len(sizes)
+        self.bar.description = "measuring"
+        self.run_button.disabled, self.run_button.description = True, "Running…"
 
         def advance(done: int, total: int) -> None:
             self.bar.max, self.bar.value = max(total, 1), done
-        self.df = sweep(k, impls, sizes=sizes, dtypes=[self.dtype.value], run_id=self.run_id,
-                        results=self.results, policy=self.policy, rounds=2, progress=False, on_point=advance)
+            self.bar.description = f"{done}/{total}"
+        try:
+            self.df = sweep(k, impls, sizes=sizes, dtypes=[self.dtype.value], run_id=self.run_id,
+                            results=self.results, policy=self.policy, rounds=2, progress=False, on_point=advance,
+                            on_error="record")
+        except Exception as exc:  # noqa: BLE001 - shown in the panel: a callback's exception would vanish
+            self.status.value = f"<b>sweep failed:</b> <code>{html.escape(f'{type(exc).__name__}: {exc}')}</code>"
+            return self.df
+        finally:
+            self.run_button.disabled, self.run_button.description = False, "Run"
         self.runs += 1
-        self.status.value = f"run <code>{self.run_id}</code>: {len(self.df)} points so far"
+        self.bar.value, self.bar.description = self.bar.max, "done"
+        self.status.value = f"run <code>{self.run_id}</code>: {len(self.df)} points so far" + self._errors()
         self.redraw()
         return self.df
+
+    def _errors(self) -> str:
+        """The first error of each chosen implementation that failed, so a failure is never just a missing line."""
+        d = self.current()
+        if d is None or "error" not in d:
+            return ""
+        bad = d[d["error"].notna()].drop_duplicates("impl")
+        return "".join(f"<br><b>{html.escape(r.impl)} failed:</b> <code>{html.escape(str(r.error))}</code>"
+                       for r in bad.itertuples())
 
     def current(self):
         """Rows matching the present choices."""
@@ -139,8 +164,8 @@ class Explorer:
 def explore(kernels: dict[str, Kernel] | None = None, **kwargs) -> Explorer:
     """Open the explorer on the kernel suite (or the kernels given); the first sweep runs at once."""
     if kernels is None:
-        from .sweep import load_suite
-        kernels = load_suite().KERNELS
+        from .suite import load
+        kernels = load().KERNELS
     ex = Explorer(kernels, **kwargs)
     if ex.auto_run:
         ex.run()

@@ -32,6 +32,10 @@ if ! .venv/bin/python -m pip install -q -e ".[notebook,opencl,test]" torch==2.13
   cat "$log"; say "pip install failed (log above, also in $log)"; exit 1
 fi
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (futhark-lab)" >/dev/null 2>&1 || true
+# Futhark highlighting in JupyterLab: the prebuilt extension (futhark_lab/labextension, committed; rebuild with
+# scripts/build_labextension.sh) linked where JupyterLab looks for prebuilt extensions.  No node, no network.
+ext=.venv/share/jupyter/labextensions/futhark-lab-jupyterlab
+rm -rf "$ext" && mkdir -p "$(dirname "$ext")" && ln -s "$PWD/futhark_lab/labextension" "$ext"
 
 if ! bash scripts/install_futhark.sh; then
   [ "${FUTHARK_LAB_STRICT:-}" = 1 ] && { say "FUTHARK_LAB_STRICT=1: a compiler is required"; exit 1; }

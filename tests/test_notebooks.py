@@ -73,6 +73,19 @@ def test_explorer():
     assert images(nb) >= 1
 
 
+def test_own_kernel():
+    nb = execute("06-own-kernel.ipynb")
+    text = outputs(nb)
+    assert "mine = futhark multicore module" in text and "dot, logsumexp" in text
+    assert images(nb) >= 2, "figures show without %matplotlib inline"
+    assert "<Figure" not in text
+
+
+def test_no_notebook_patches_sys_path():
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        assert "sys.path" not in path.read_text(), f"{path.name} patches sys.path"
+
+
 def test_executed_notebook_exports_to_html(tmp_path):
     nbconvert = pytest.importorskip("nbconvert")
     nb = execute("01-quickstart.ipynb")

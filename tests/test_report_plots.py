@@ -21,8 +21,7 @@ QUICK = Policy(warmup_s=0.005, min_samples=6, min_time_s=0.01, max_time_s=0.1, m
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    sys.path.insert(0, str(ROOT))
-    import kernels.suite as suite
+    from futhark_lab import suite
     # a hardware model with a deliberately tiny "peak" so that the >100% flag is exercised on real numbers
     hw = {"cpu": HardwareModel("test cpu", "cpu", peak_bw_attr_gbps=1e9, peak_bw_measured_gbps=0.001,
                                peak_gflops_measured={"f64": 10.0})}
@@ -49,6 +48,30 @@ def test_figures_have_units_and_legends(run, name, fn):
         texts = " ".join(t.get_text() for t in ax.texts)
         assert "attribute peak" in texts and "measured copy" in texts
         assert any(l.get_label().startswith("> 100%") for l in ax.collections)
+
+
+@pytest.mark.parametrize("fn", [plots.throughput, plots.time_vs_size, plots.breakdown,
+                                lambda d, **kw: plots.speedup(d, "numpy", **kw)])
+def test_several_kernels_get_one_panel_each_never_mixed_lines(run, fn):
+    import pandas as pd
+    slower = {c: run[c] * 3 for c in ("time_s_median", "time_s_q1", "time_s_q3")}
+    two = pd.concat([run, run.assign(kernel="other", **slower)], ignore_index=True)
+    fig = fn(two)
+    assert len(fig.axes) == 2
+    assert ["dot" in fig.axes[0].get_title(), "other" in fig.axes[1].get_title()] == [True, True]
+    for ax in fig.axes:  # a line never visits a size twice: it belongs to one kernel
+        for line in ax.get_lines():
+            x = [v for v in line.get_xdata() if v == v]
+            if len(x) > 1:
+                assert len(set(x)) == len(x), line.get_label()
+    with pytest.raises(ValueError, match="2 kernels"):
+        fn(two, ax=fig.axes[0])
+
+
+def test_figures_show_in_jupyter_without_matplotlib_inline(run):
+    from IPython.core.formatters import DisplayFormatter
+    data, _ = DisplayFormatter().format(plots.throughput(run))  # a fresh formatter: no inline backend registered
+    assert data.get("image/png", b"")[:4] == b"\x89PNG"
 
 
 def test_speedup_needs_its_baseline(run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import pytest
@@ -18,8 +19,7 @@ QUICK = Policy(warmup_s=0.0, min_samples=3, min_time_s=0.0, max_time_s=0.05, max
 
 @pytest.fixture
 def explorer(tmp_path):
-    sys.path.insert(0, str(ROOT))
-    import kernels.suite as suite
+    from futhark_lab import suite
     kernels = {k: suite.get(k) for k in ("dot", "saxpy")}
     backends = ("c",) if have_futhark() else ()
     ex = Explorer(kernels, backends=backends, others=("numpy", "torch-cpu"), results=str(tmp_path), policy=QUICK)
@@ -59,3 +59,27 @@ def test_results_land_in_the_run_directory(explorer, tmp_path):
 def test_futhark_backend_choice(explorer):
     explorer.backends.value = ("c",)
     assert "futhark-c" in set(explorer.current()["impl"])
+
+
+def test_run_button_measures_again_and_shows_progress(explorer):
+    explorer.sizes.value = (3, 4)
+    before = explorer.current()[["impl", "size", "timestamp"]].copy()
+    old_run = explorer.run_id
+    seen = []
+    explorer.bar.observe(lambda ch: seen.append(ch["new"]), names="value")
+    explorer.run_button.click()   # nothing changed: a click must still measure
+    assert explorer.run_id != old_run
+    now = explorer.current()
+    assert len(now) == len(before) and (now["timestamp"].min() > before["timestamp"].max())
+    assert seen[-1] == explorer.bar.max == len(now) and 1 in seen, f"progress went {seen}"
+    assert not explorer.run_button.disabled and explorer.run_button.description == "Run"
+
+
+def test_a_failing_implementation_is_shown_in_the_panel(explorer):
+    pytest.importorskip("torch")
+
+    def broken(x, y):
+        raise RuntimeError("kaput")
+    explorer.kernels["dot"] = dataclasses.replace(explorer.kernels["dot"], torch={"default": broken})
+    explorer.others.value = ("numpy", "torch-cpu")
+    assert "torch-cpu failed" in explorer.status.value and "kaput" in explorer.status.value
