@@ -2,7 +2,7 @@
 # Issue 15's GPU evidence in one command (about 6-8 minutes) on a CUDA machine without futhark; all outputs under
 # $OUT: 8 files (4 texts, driver.log, the sweep's report.html + points.jsonl, the demo's report.html).
 # Run from the repository root.  Prepared on a machine with futhark:
-#   futhark-lab generate kernels/*.fut --backends c,multicore,opencl,cuda --out .gpu/gen
+#   futhark-lab generate futhark_lab/suite/*.fut --backends c,multicore,opencl,cuda,python --out .gpu/gen
 #   python benchmarks/gpu_p4.py --generate .gpu/gen-exe
 # and cp312 wheels of what the GPU machine lacks in .whl/ (installed here with --no-index).
 set -u
