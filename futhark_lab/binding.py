@@ -20,7 +20,7 @@ from typing import Any, Callable
 import cffi
 import numpy as np
 
-from . import fastcall
+from . import fastcall, guards
 from . import manifest as mf
 from .cdef import (SYNC_FAILED, _ctype, call_helpers, generate_cdef, helper_name, raw_names,  # noqa: F401 - generate_cdef re-exported
                    sentinel_py, value_helper_name)
@@ -131,26 +131,36 @@ class Context:
         self._lock = threading.RLock()
         self._cfg = self._make_config(options)
         previous = _cuda_current_context() if self.backend == "cuda" else None
-        self.handle = self.lib.futhark_context_new(self._cfg)
+        if self.backend == "opencl":
+            from .opencl_info import icd_lock
+            with icd_lock:  # may be the process's first OpenCL call: the ICD loader's start is not thread-safe
+                self.handle = self.lib.futhark_context_new(self._cfg)
+        else:
+            self.handle = self.lib.futhark_context_new(self._cfg)
         #: futhark's own CUcontext (cuda): what cuCtxCreate left current, before it is popped again
         self.cu_context: int | None = None
         if self.backend == "cuda":
             current = _cuda_current_context()
             self.cu_context = current if current and current != previous else None
             _cuda_restore_current(previous)
-        err = self._take_error()
+        err = self._take_error() if self.handle != self.ffi.NULL else "futhark_context_new returned NULL"
         if err is not None:
-            self.lib.futhark_context_free(self.handle)
+            # Not freed: futhark_context_free on a context whose creation failed crashes the opencl/cuda runtimes
+            # (it frees devices and queues that were never made).  A failed context is leaked, once.
             self.handle = None
-            self.lib.futhark_context_config_free(self._cfg)
             self._cfg = None
-            raise FutharkError(f"creating the {self.backend} context failed: {err}")
+            raise FutharkError(f"creating the {self.backend} context failed: {err.strip()}\n"
+                               "Check the platform/device/build options (`futhark-lab doctor` lists what exists).")
         # futhark >= 0.25.14's new_raw wraps the given memory; older versions' new_raw copies from it
         self.raw_aliases = library.build.futhark.version >= (0, 25, 14)
         self.has_raw = all(
             _symbol(self.lib, raw_names(t)[0]) is not None for t in library.manifest.types.values()
             if isinstance(t, ArrayType))
-        self._finalizer = weakref.finalize(self, Context._release, self.lib, self.handle, self._cfg, self._values)
+        self._closed_reason = "the module's context has been closed"
+        self._finalizer = weakref.finalize(self, Context._release, self.lib, self.handle, self._cfg, self._values,
+                                           self._lock)
+        self._finalizer.atexit = False  # guards closes live contexts at exit, under their lock (see close)
+        guards.track_context(self)
 
     def _make_config(self, o: ContextOptions):
         lib = self.lib
@@ -189,7 +199,7 @@ class Context:
             if fn is None:
                 lib.futhark_context_config_free(cfg)
                 raise ValueError(f"num_threads applies to the multicore backend, not {self.backend}")
-            fn(cfg, int(o.num_threads))
+            fn(cfg, guards.check_num_threads(o.num_threads))
         um = _symbol(lib, "futhark_context_config_set_unified_memory")
         if um is not None and self.backend in ("cuda", "hip"):
             um(cfg, 1 if o.unified_memory else 0)
@@ -201,17 +211,18 @@ class Context:
                 for i in range(lib.futhark_get_tuning_param_count())]
 
     @staticmethod
-    def _release(lib, handle, cfg, values) -> None:
-        for v in list(values):
-            try:
-                v.free()
-            except Exception:
-                pass
-        if handle is not None:
-            lib.futhark_context_sync(handle)
-            lib.futhark_context_free(handle)
-        if cfg is not None:
-            lib.futhark_context_config_free(cfg)
+    def _release(lib, handle, cfg, values, lock) -> None:
+        with lock:
+            for v in list(values):
+                try:
+                    v.free()
+                except Exception:
+                    pass
+            if handle is not None:
+                lib.futhark_context_sync(handle)
+                lib.futhark_context_free(handle)
+            if cfg is not None:
+                lib.futhark_context_config_free(cfg)
 
     # -- lifetime
     @property
@@ -219,17 +230,36 @@ class Context:
         return self.handle is not None
 
     def close(self) -> None:
-        if self.handle is None:
-            return
-        self._finalizer()
+        """Free the context; waits for a call in flight on another thread (the lock every call holds)."""
+        with self._lock:
+            if self.handle is None:
+                return
+            values = list(self._values)
+            for v in values:   # values first, while the handle is still set
+                try:
+                    v.free()
+                except Exception:  # noqa: BLE001
+                    pass
+            self.handle = None
+            self._cfg = None
+            self._finalizer()
+
+    def _forked(self) -> None:
+        """In a forked child: the runtime's threads and device state are the parent's; never touch them."""
+        self._finalizer.detach()
         self.handle = None
-        self._cfg = None
+        self._closed_reason = guards.FORKED
+
+    def closed_error(self, what: str) -> ValueError:
+        return ValueError(f"{what}: {self._closed_reason}")
 
     def _track(self, value: FutharkValue) -> None:
         self._values.add(value)
 
     def _free_value(self, free_fn: str, ptr) -> None:
-        getattr(self.lib, free_fn)(self.handle, ptr)
+        with self._lock:
+            if self.handle is not None:
+                getattr(self.lib, free_fn)(self.handle, ptr)
 
     # -- errors and sync
     def _take_error(self) -> str | None:
@@ -237,7 +267,7 @@ class Context:
         if p == self.ffi.NULL:
             return None
         try:
-            return self.ffi.string(p).decode(errors="replace")
+            return self.library.build.map_runtime_message(self.ffi.string(p).decode(errors="replace"))
         finally:
             self.library.libc.free(p)
 
@@ -257,6 +287,7 @@ class Context:
         A sticky CUDA error poisons the whole process: no new context may be created either (poisoned.poison)."""
         self._finalizer.detach()
         self.handle = None
+        self._closed_reason = "the GPU context was retired after a sticky error; compile again for a fresh module"
         poison(self.backend, "an earlier sticky GPU error (e.g. an illegal memory access) in this process")
 
     def check(self, code: int, what: str) -> None:
@@ -265,7 +296,7 @@ class Context:
 
     def sync(self) -> None:
         if self.handle is None:
-            raise ValueError("the Futhark context has been closed")
+            raise self.closed_error("synchronising")
         self.check(self.lib.futhark_context_sync(self.handle), "synchronisation")
 
     def report(self) -> str:
@@ -322,7 +353,15 @@ class Context:
             self.library.libc.free(p[0])
 
     def restore(self, type_name: str, data: bytes) -> FutharkOpaque:
-        t = self.library.manifest.types[type_name]
+        t = self.library.manifest.types.get(type_name)
+        if not isinstance(t, OpaqueType) or "restore" not in t.ops:
+            have = [n for n, o in self.library.manifest.types.items() if isinstance(o, OpaqueType)
+                    and "restore" in o.ops]
+            raise ValueError(f"restore({type_name!r}, data): this program has no opaque type {type_name!r} that can "
+                             f"be restored; its opaque types: {', '.join(have) or 'none'}")
+        data = guards.check_stored(type_name, data)
+        if self.handle is None:
+            raise self.closed_error(f"restore({type_name!r})")
         ptr = getattr(self.lib, t.ops["restore"])(self.handle, self.ffi.from_buffer(data))
         if ptr == self.ffi.NULL:
             raise check_result_error(1, self._take_error(), f"restoring a {type_name}")
@@ -398,6 +437,7 @@ class EntryFunction:
         self._context = module.context
         self._convs = [self._converter(p) for p in entry.inputs]
         self._unique = [i for i, p in enumerate(entry.inputs) if p.unique]
+        self._names = [p.name for p in entry.inputs]
         self.__doc__ = self._docstring()
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(p.name if p.name.isidentifier() else f"in{i}", inspect.Parameter.POSITIONAL_ONLY)
@@ -420,13 +460,30 @@ class EntryFunction:
         return self._context.error(code, f"entry point {self.entry.name}")
 
     def _wrapper(self, tname: str) -> Callable[[Any], Any]:
-        """Result conversion decided once per output: NumPy scalar type, f16 bits, or a device value."""
+        """Result conversion decided once per output: NumPy scalar type, f16 bits, or a device value.  Array
+        results get their shape checked (futhark does not check sizes such as ``replicate n`` with n < 0)."""
         ctx = self._module.context
         if tname in PRIMITIVES:
             if tname == "f16":
                 return lambda c: np.uint16(c).view(np.float16)
             return PRIMITIVES[tname][1].type
-        return lambda c: ctx.wrap(tname, c)
+        t = self._module.manifest.types[tname]
+        if not isinstance(t, ArrayType):
+            return lambda c: ctx.wrap(tname, c)
+        shape_fn, rank, itemsize = getattr(ctx.lib, t.ops["shape"]), t.rank, t.dtype.itemsize
+        limit = (2**63 - 1) // itemsize
+        what = f"entry point {self.entry.name}"
+
+        def wrap_array(c):
+            arr = FutharkArray(ctx, c, t)
+            p = shape_fn(ctx.handle, c)
+            if rank == 1:
+                if not 0 <= p[0] <= limit:
+                    guards.check_shape(what, (p[0],), itemsize)
+            else:
+                guards.check_shape(what, tuple(p[0:rank]), itemsize)
+            return arr
+        return wrap_array
 
     def _docstring(self) -> str:
         e = self.entry
@@ -495,32 +552,32 @@ class EntryFunction:
         return conv_array
 
     def __call__(self, *args: Any) -> Any:
-        ctx = self._context
-        handle = ctx.handle
         if len(args) != self._nargs:
             e = self.entry
             raise TypeError(f"{e.name}() takes {self._nargs} argument(s) "
                             f"({', '.join(p.name for p in e.inputs)}), {len(args)} given")
-        if handle is None:
-            raise ValueError(f"{self.entry.name}(): the module's context has been closed")
-        return self._invoke(handle, args, self._sync_flag)
+        return self._invoke(args, self._sync_flag)
 
     def call_async(self, *args: Any) -> Any:
         """Call without the final synchronisation (GPU backends): the work may still run when this returns.
         For timing k back-to-back launches with one ``module.sync()``; read results only after that sync, and pass
         only device-resident arrays (a NumPy input's temporary copy is freed when the call returns)."""
-        handle = self._context.handle
-        if handle is None:
-            raise ValueError(f"{self.entry.name}(): the module's context has been closed")
-        return self._invoke(handle, args, 0)
+        if len(args) != self._nargs:
+            raise TypeError(f"{self.entry.name}() takes {self._nargs} argument(s), {len(args)} given")
+        return self._invoke(args, 0)
 
-    def _invoke(self, handle: Any, args: tuple, sync: int) -> Any:
+    def _invoke(self, args: tuple, sync: int) -> Any:
         ctx = self._context
+        if self._unique:
+            guards.check_unique_aliasing(self.entry.name, self._names, self._unique, args)
         temps: list = []
-        try:
-            cargs = [conv(a, temps) for conv, a in zip(self._convs, args)]
-            with ctx._lock:
-                outs = self._outs
+        with ctx._lock:  # held from conversion to results: close() on another thread waits for this call
+            handle = ctx.handle
+            if handle is None:
+                raise ctx.closed_error(f"{self.entry.name}()")
+            try:
+                cargs = [conv(a, temps) for conv, a in zip(self._convs, args)]
+                outs = self._outs  # made once; used only under the lock
                 if self._helper is not None:
                     code = self._helper(handle, sync, *outs, *cargs)
                 else:
@@ -533,20 +590,13 @@ class EntryFunction:
                         if isinstance(args[i], FutharkValue):
                             args[i]._consumed = True
                 if code != 0:
-                    if code >= SYNC_FAILED:
-                        raise ctx.error(code - SYNC_FAILED, f"synchronising after entry point {self.entry.name}")
-                    raise ctx.error(code, f"entry point {self.entry.name}")
-                if self._single:
-                    return self._wraps[0](outs[0][0])
-                results = [w(out[0]) for w, out in zip(self._wraps, outs)]
-        finally:
-            if temps:
-                for t in temps:
-                    if type(t) is tuple:
-                        if ctx.handle is not None:
-                            t[0](handle, t[1])
-                    else:
-                        t.free()
+                    raise self._failure(code)
+            finally:
+                if temps:
+                    self._free_temps(temps, handle)
+            if self._single:
+                return self._wraps[0](outs[0][0])
+            results = [w(out[0]) for w, out in zip(self._wraps, outs)]
         if self.entry.tuple_output:
             tup = results[0]
             try:
@@ -561,21 +611,26 @@ class EntryFunction:
 
 def _specialised(fn: EntryFunction) -> type:
     """A subclass of EntryFunction whose ``__call__`` is written for this entry point's parameters (one output, no
-    unique parameters): a resident array argument is recognised inline, the output slot is reused under the
-    context's lock, and entry point + sync are one C call in API mode.  This keeps futhark-lab's per-call cost within
-    a fraction of a microsecond of calling the C library directly (benchmarks/call_overhead.py)."""
+    unique parameters): a resident array argument is recognised inline and entry point + sync are one C call (the
+    library's value helper returns the result itself, so no output slot is shared).  Like the generic path it holds
+    the context's lock from conversion to result, so ``close()`` on another thread waits for the call.  This keeps
+    futhark-lab's per-call cost within a fraction of a microsecond of calling the C library directly
+    (benchmarks/call_overhead.py)."""
     n = fn._nargs
     names = [f"a{i}" for i in range(n)]
-    ns: dict[str, Any] = {"EntryFunction": EntryFunction, "FA": FutharkArray, "CTX": fn._context, "OUT0": fn._outs[0], "WRAP0": fn._wraps[0],
-                          "LOCK": fn._context._lock, "SYNC": fn._sync_flag, "SF": SYNC_FAILED,
-                          "HELPER": fn._helper, "CFUN": fn._cfun, "SYNCFN": fn._sync}
+    ns: dict[str, Any] = {"EntryFunction": EntryFunction, "FA": FutharkArray, "CTX": fn._context,
+                          "OUT0": fn._outs[0], "WRAP0": fn._wraps[0], "LOCK": fn._context._lock,
+                          "SYNC": fn._sync_flag, "SF": SYNC_FAILED, "HELPER": fn._helper, "CFUN": fn._cfun,
+                          "SYNCFN": fn._sync, "WHAT": f"{fn.entry.name}()"}
     lines = ["def __call__(self, *args):",
-             f"    if len(args) != {n} or CTX.handle is None:",
-             "        return EntryFunction.__call__(self, *args)",
-             "    handle = CTX.handle"]
+             f"    if len(args) != {n}:",
+             "        return EntryFunction.__call__(self, *args)"]
     if n:
         lines.append(f"    {', '.join(names)}, = args")
-    lines += ["    temps = []", "    try:"]
+    lines += ["    temps = []", "    handle = None", "    LOCK.acquire()", "    try:",
+              "        handle = CTX.handle",
+              "        if handle is None:",
+              "            raise CTX.closed_error(WHAT)"]
     cargs = []
     for i, p in enumerate(fn.entry.inputs):
         ns[f"CONV{i}"] = fn._convs[i]
@@ -592,7 +647,6 @@ def _specialised(fn: EntryFunction) -> type:
         cargs.append(f"c{i}")
     vhelper = _symbol(fn._context.lib, value_helper_name(fn.entry.cfun))
     if vhelper is not None:
-        # the result is the C function's return value: nothing shared between threads, no lock
         otype = fn.entry.outputs[0].type
         ns.update(VHELPER=vhelper, LAST=fn._context.lib.futhark_lab_last_code, NULL=fn._context.ffi.NULL,
                   SENT=sentinel_py(otype))
@@ -601,27 +655,22 @@ def _specialised(fn: EntryFunction) -> type:
                   f"        if {failed}:",
                   "            code = LAST()",
                   "            if code:",
-                  "                with LOCK:",
-                  "                    raise self._failure(code)",
-                  "    finally:", "        if temps:", "            self._free_temps(temps, handle)",
-                  "    return WRAP0(r)"]
-        exec("\n".join(lines), ns)  # noqa: S102 - generated from the manifest's parameter list only
-        return type(f"EntryFunction_{fn.entry.name}", (EntryFunction,), {"__call__": ns["__call__"],
-                                                                           "__slots__": ()})
-    call_args = ", ".join(["OUT0", *cargs])
-    lines += ["        LOCK.acquire()", "        try:"]
-    if fn._helper is not None:
-        lines.append(f"            code = HELPER(handle, SYNC, {call_args})")
+                  "                raise self._failure(code)"]
     else:
-        lines.append(f"            code = CFUN(handle, {call_args})")
-        if fn._sync is not None:
-            lines += ["            if code == 0:", "                code = SYNCFN(handle)",
-                      "                code = code + SF if code else 0"]
-    lines += ["            if code:", "                raise self._failure(code)",
-              "            r = WRAP0(OUT0[0])",
-              "        finally:", "            LOCK.release()",
-              "    finally:", "        if temps:", "            self._free_temps(temps, handle)",
-              "    return r"]
+        call_args = ", ".join(["OUT0", *cargs])
+        if fn._helper is not None:
+            lines.append(f"        code = HELPER(handle, SYNC, {call_args})")
+        else:
+            lines.append(f"        code = CFUN(handle, {call_args})")
+            if fn._sync is not None:
+                lines += ["        if code == 0:", "            code = SYNCFN(handle)",
+                          "            code = code + SF if code else 0"]
+        lines += ["        if code:", "            raise self._failure(code)", "        r = OUT0[0]"]
+    lines += ["        return WRAP0(r)",
+              "    finally:",
+              "        if temps:",
+              "            self._free_temps(temps, handle)",
+              "        LOCK.release()"]
     exec("\n".join(lines), ns)  # noqa: S102 - generated from the manifest's parameter list only
     return type(f"EntryFunction_{fn.entry.name}", (EntryFunction,), {"__call__": ns["__call__"],
                                                                        "__slots__": ()})
@@ -645,8 +694,16 @@ class FutharkModule:
             if name.isidentifier() and not hasattr(type(self), name):
                 setattr(self, name, fn)
 
+    def __reduce__(self):
+        raise TypeError("a compiled Futhark module holds a live context and cannot be pickled or copied; compile "
+                        "the program again in the other process (the build cache makes that fast)")
+
     def __getitem__(self, name: str) -> EntryFunction:
-        return self.entry_points[name]
+        try:
+            return self.entry_points[name]
+        except (KeyError, TypeError):
+            raise KeyError(f"no entry point {name!r}; this program has: "
+                           f"{', '.join(self.entry_points) or 'none'}") from None
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self.entry_points))

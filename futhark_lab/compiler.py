@@ -32,7 +32,7 @@ ALL_BACKENDS = C_BACKENDS + PY_BACKENDS
 GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 
 #: Bump when the binding or build recipe changes in a way that invalidates cached builds.
-BUILD_FORMAT = 6
+BUILD_FORMAT = 12
 
 #: Minimum compiler we support, and features that need newer ones.
 MIN_FUTHARK = (0, 25, 27)
@@ -91,9 +91,12 @@ def _environment_bin() -> str:
 @functools.lru_cache(maxsize=8)
 def _read_version(path: str, _mtime: int, _size: int) -> FutharkCompiler:
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, errors="replace")
     except OSError as exc:
         raise FutharkNotFound(f"could not run {path}: {exc}. {INSTALL_HINT}") from exc
+    except subprocess.TimeoutExpired:
+        raise FutharkNotFound(f"{path} --version did not answer within 60 s; is it really futhark? "
+                              f"{INSTALL_HINT}") from None
     text = (out.stdout + out.stderr).strip()
     m = re.search(r"Futhark (\d+)\.(\d+)\.(\d+)", text)
     if not m:
@@ -166,10 +169,12 @@ def c_compiler() -> list[str]:
 @functools.lru_cache(maxsize=4)
 def c_compiler_identity(cc: tuple[str, ...]) -> str:
     try:
-        out = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=30, errors="replace")
         return out.stdout.splitlines()[0] if out.stdout else "unknown"
     except OSError:
         return "missing"
+    except subprocess.TimeoutExpired:
+        return "unresponsive"
 
 
 def c_flags(backend: str, futhark: FutharkCompiler, build_dir: Path) -> tuple[list[str], list[str]]:
@@ -238,6 +243,40 @@ def source_docs(source: str) -> dict[str, str]:
     return docs
 
 
+_ENTRY_RE = re.compile(r"^[ \t]*entry\s+([A-Za-z_][A-Za-z0-9_']*)", re.MULTILINE)
+_PARAM_RE = re.compile(r"\s*\(\s*([A-Za-z_][A-Za-z0-9_']*)\s*:")
+
+
+def source_param_names(source: str) -> dict[str, list[str]]:
+    """Parameter names of entry points written ``entry f (x: t) (y: u)``, for the python backends (which have no
+    manifest), so their errors name parameters as the C backends' do.  Other parameter forms: left out."""
+    out: dict[str, list[str]] = {}
+    for m in _ENTRY_RE.finditer(source):
+        pos, names = m.end(), []
+        while True:
+            while pos < len(source) and source[pos].isspace():
+                pos += 1
+            if source.startswith("[", pos) or source.startswith("'", pos):  # size/type parameters
+                end = source.find("]", pos) if source[pos] == "[" else pos + 1
+                while end < len(source) and not source[end].isspace() and source[pos] == "'":
+                    end += 1
+                pos = end + 1
+                continue
+            pm = _PARAM_RE.match(source, pos)
+            if not pm:
+                break
+            depth, i = 0, pos
+            while i < len(source):  # skip to the matching ")"
+                depth += {"(": 1, ")": -1}.get(source[i], 0)
+                i += 1
+                if depth == 0:
+                    break
+            names.append(pm.group(1))
+            pos = i
+        out[m.group(1)] = names
+    return out
+
+
 def cache_root() -> Path:
     root = os.environ.get("FUTHARK_LAB_CACHE")
     if root:
@@ -266,6 +305,28 @@ class Build:
     @property
     def library(self) -> Path:
         return self.directory / f"{self.module_name}.so"
+
+    @property
+    def param_names(self) -> dict[str, list[str]]:
+        """Entry-point parameter names read from the source (see source_param_names)."""
+        try:
+            return json.loads((self.directory / "params.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def map_runtime_message(self, text: str) -> str:
+        """A runtime error's backtrace names the file futhark compiled (for a cell or source text: a temporary
+        file, gone by now); show the user's name (``<cell NAME>``, the source_name given, or their file)."""
+        compiled = getattr(self, "_compiled_path", False)
+        if compiled is False:
+            try:
+                compiled = json.loads((self.directory / "BUILD_OK").read_text()).get("compiled_path")
+            except (OSError, ValueError, AttributeError):
+                compiled = None
+            object.__setattr__(self, "_compiled_path", compiled)
+        if compiled and compiled != self.source_name:
+            text = text.replace(compiled, self.source_name)
+        return text
 
     @property
     def manifest(self) -> Path:
@@ -300,10 +361,19 @@ def _read_source(source: str | os.PathLike) -> tuple[str, Path | None]:
         path = Path(source).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"no Futhark source file at {path}")
-        return path.read_text(), path.resolve()
+        try:
+            return path.read_text(encoding="utf-8"), path.resolve()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); Futhark sources are "
+                             "UTF-8") from None
     if not isinstance(source, str):
         raise TypeError(f"source must be Futhark text or a path to a .fut file, not {type(source).__name__}")
     return source, None
+
+
+#: options that change what futhark writes (or make it write nothing), which the build relies on
+_MANAGED_OPTIONS = {"-o", "--library", "--executable", "--server", "--help", "-h", "--version", "-V",
+                    "--entry-point", "-e"}
 
 
 def _validate_options(options: list[str]) -> list[str]:
@@ -312,8 +382,9 @@ def _validate_options(options: list[str]) -> list[str]:
     for opt in options:
         if not isinstance(opt, str) or not opt.startswith("-") or "\x00" in opt or "\n" in opt:
             raise ValueError(f"invalid futhark compiler option {opt!r}: options must be strings starting with '-'")
-        if opt in ("-o", "--library") or opt.startswith("-o"):
-            raise ValueError(f"option {opt!r} is managed by futhark-lab and cannot be passed through")
+        if opt.split("=")[0] in _MANAGED_OPTIONS or opt.startswith("-o"):
+            raise ValueError(f"option {opt!r} is managed by futhark-lab and cannot be passed through "
+                             "(futhark-lab always builds a --library; choose the backend with backend=...)")
         clean.append(opt)
     return clean
 
@@ -347,9 +418,19 @@ def cache_key(
 
 # --------------------------------------------------------------------------- compiling
 
-def _run(cmd: list[str], cwd: Path, log: list[str], verbose: bool) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], cwd: Path, log: list[str], verbose: bool,
+         timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run a compiler.  Ctrl-C (KeyboardInterrupt) kills it (subprocess.run does); ``timeout`` (seconds, or
+    $FUTHARK_LAB_COMPILE_TIMEOUT) ends it with FutharkCompileError."""
     log.append("$ " + " ".join(cmd))
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if timeout is None and os.environ.get("FUTHARK_LAB_COMPILE_TIMEOUT"):
+        timeout = float(os.environ["FUTHARK_LAB_COMPILE_TIMEOUT"])
+    try:
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FutharkCompileError(f"{Path(cmd[0]).name} did not finish within {timeout:g} s (the compile time "
+                                  "limit); simplify the program or raise the limit (timeout=... or "
+                                  "$FUTHARK_LAB_COMPILE_TIMEOUT)", command=cmd, stage="timeout") from None
     if out.stdout:
         log.append(out.stdout.rstrip())
     if out.stderr:
@@ -373,6 +454,7 @@ def compile_program(
     source_name: str | None = None,
     verbose: bool = False,
     link: bool = True,
+    timeout: float | None = None,
 ) -> Build:
     """Compile ``source`` for ``backend`` into the build cache and return the Build (a cache hit if unchanged).
 
@@ -406,13 +488,21 @@ def compile_program(
     root = cache_root()
     final = root / module_name
     if final.is_dir() and (final / "BUILD_OK").exists() and not force:
-        log = (final / "build.log").read_text() if (final / "build.log").exists() else ""
-        if link and backend in C_BACKENDS:
-            from . import fastcall
-            if not fastcall.extension_path(final, module_name).exists():  # made in ABI mode, or still compiling
-                fastcall.ensure(final, module_name, futhark.version < (0, 25, 14),
-                                [f for f in c_flags(backend, futhark, final)[0] if f.startswith("-I")])
-        return Build(final, backend, module_name, futhark, shown, True, log)
+        broken = _broken_build(final, backend, module_name)
+        if broken is None:
+            log = (final / "build.log").read_text(errors="replace") if (final / "build.log").exists() else ""
+            if link and backend in C_BACKENDS:
+                from . import fastcall
+                if not fastcall.extension_path(final, module_name).exists():  # made in ABI mode, or compiling
+                    fastcall.ensure(final, module_name, futhark.version < (0, 25, 14),
+                                    [f for f in c_flags(backend, futhark, final)[0] if f.startswith("-I")])
+            return Build(final, backend, module_name, futhark, shown, True, log)
+        import warnings
+        warnings.warn(f"futhark-lab: the cached build {final.name} is damaged ({broken}); rebuilding it", stacklevel=3)
+        try:  # moved aside atomically: a concurrent loader of the same build sees it whole or not at all
+            os.rename(final, final.with_name(f".damaged-{final.name}-{uuid.uuid4().hex[:8]}"))
+        except OSError:
+            pass
 
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -442,7 +532,7 @@ def compile_program(
             try:
                 out_base = tmp / module_name
                 cmd = [futhark.path, backend, "--library", *options, "-o", str(out_base), str(fut_file)]
-                res = _run(cmd, fut_file.parent, log, verbose)
+                res = _run(cmd, fut_file.parent, log, verbose, timeout)
             finally:
                 if cleanup is not None:
                     cleanup.unlink(missing_ok=True)
@@ -454,12 +544,23 @@ def compile_program(
             raise FutharkCompileError(msg, command=cmd, stage="futhark")
         pending = None
         if backend in C_BACKENDS:
-            pending = _compile_c(backend, futhark, tmp, module_name, log, verbose, link)
+            pending = _compile_c(backend, futhark, tmp, module_name, log, verbose, link, timeout)
+        elif backend in PY_BACKENDS:
+            from .cpatch import patch_python_text
+            py = tmp / f"{module_name}.py"
+            if py.exists():
+                py.write_text(patch_python_text(py.read_text(), log))
         (tmp / "build.log").write_text("\n".join(log))
         (tmp / "docs.json").write_text(json.dumps(source_docs(text)))
+        (tmp / "params.json").write_text(json.dumps(source_param_names(text)))
         (tmp / "BUILD_OK").write_text(json.dumps({"backend": backend, "futhark": futhark.version_text,
                                                    "futhark_version": list(futhark.version),
-                                                   "source": shown, "options": options}))
+                                                   "source": shown, "options": options,
+                                                   # runtime backtraces name this path: mapped back (runtime_paths)
+                                                   "compiled_path": str(fut_file) if fut_file else None,
+                                                   # sizes, to notice a damaged cache entry (_broken_build)
+                                                   "files": {f.name: f.stat().st_size for f in tmp.iterdir()
+                                                             if f.is_file()}}))
         if force and final.exists():
             shutil.rmtree(final, ignore_errors=True)
         try:
@@ -478,22 +579,39 @@ def compile_program(
         raise
 
 
-_HOST_ALLOC = "    *mem_out = malloc(size);\n  }\n}"
-_HOST_ALLOC_CHECKED = ("    *mem_out = malloc(size);\n"
-                       "    if (*mem_out == NULL && size != 0 && ctx->error == NULL) {  /* futhark-lab patch */\n"
-                       "      ctx->error = msgprintf(\"Cannot allocate %lld bytes of host memory for %s.\\n\",\n"
-                       "                             (long long) size, tag);\n"
-                       "    }\n  }\n}")
+def _broken_build(final: Path, backend: str, module_name: str) -> str | None:
+    """Why a cached build cannot be used (a truncated or edited file), or None.  Cheap: sizes, magic numbers and
+    the small JSON files, not the libraries' contents."""
+    try:
+        ok = json.loads((final / "BUILD_OK").read_text())
+        for name, size in (ok.get("files") or {}).items():
+            if (final / name).stat().st_size != size:
+                return f"{name} has changed size since the build"
+        manifest = final / f"{module_name}.json"
+        if backend in C_BACKENDS:
+            json.loads(manifest.read_text())
+            lib = final / f"{module_name}.so"
+            with open(lib, "rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    return f"{lib.name} is not a shared library"
+        elif backend in PY_BACKENDS and "entry_points" not in (final / f"{module_name}.py").read_text():
+            return f"{module_name}.py is not a generated module"
+        docs = final / "docs.json"
+        if docs.exists():
+            json.loads(docs.read_text())
+    except (OSError, ValueError, SyntaxError, RecursionError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def patch_generated_c(src: Path, log: list[str]) -> None:
-    """Futhark's host_alloc ignores malloc failure (0.25.8 up to at least 0.26.x), so an allocation larger than
-    memory segfaults the process on the c and multicore backends.  Make it report the failure instead; the runtime
-    then raises FUTHARK_OUT_OF_MEMORY with its usual message."""
+    """Make the generated C report, instead of ending the process on, conditions an entry call can reach
+    (malloc failure, negative or overflowing sizes, INT_MIN / -1): see ``cpatch``."""
+    from .cpatch import patch_text
     text = src.read_text()
-    if _HOST_ALLOC in text and "futhark-lab patch" not in text:
-        src.write_text(text.replace(_HOST_ALLOC, _HOST_ALLOC_CHECKED, 1))
-        log.append("# futhark-lab: patched host_alloc to report malloc failure (out of memory) instead of crashing")
+    patched = patch_text(text, log)
+    if patched is not text:
+        src.write_text(patched)
 
 
 def add_call_helpers(build: Path, name: str, log: list[str]) -> None:
@@ -511,7 +629,7 @@ def add_call_helpers(build: Path, name: str, log: list[str]) -> None:
 
 
 def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, log: list[str], verbose: bool,
-               link: bool):
+               link: bool, timeout: float | None = None):
     cc = c_compiler()
     if shutil.which(cc[0]) is None:
         raise BackendUnavailable(backend, f"no C compiler ({cc[0]}) on PATH",
@@ -526,34 +644,27 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
         cmd = [*cc, *cflags, "-shared", "-Wl,--no-undefined", "-o", str(build / f"{name}.so"), str(src), *libs]
     else:
         cmd = [*cc, *cflags, "-c", "-o", str(build / f"{name}.o"), str(src)]
-    pending = None
-    if link:
-        from . import fastcall  # the binding's extension compiles beside the library (fastcall's docstring)
-        proc = subprocess.Popen(cmd, cwd=build, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        def start_extension():
-            try:
-                if fastcall.enabled():
-                    return fastcall.start(build, name, futhark.version < (0, 25, 14),
-                                          [f for f in cflags if f.startswith("-I")], log)
-            except Exception as exc:  # noqa: BLE001 - ABI mode is the fallback
-                log.append(f"# API-mode extension not built (ABI mode for now): {type(exc).__name__}: {exc}")
-            return None
-        if fastcall.spare_cores():
-            pending = start_extension()
-        out, err = proc.communicate()
-        if pending is None and proc.returncode == 0 and not fastcall.spare_cores():
-            pending = start_extension()  # after the library: finishes in the background (fastcall.complete)
-        log.append("$ " + " ".join(cmd))
-        log += [t.rstrip() for t in (out, err) if t]
-        if verbose:
-            print("\n".join(log[-3:]), file=sys.stderr)
-        res = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    else:
-        res = _run(cmd, build, log, verbose)
+    from . import fastcall  # the binding's extension compiles beside the library (fastcall's docstring)
+
+    def start_extension():
+        try:
+            if link and fastcall.enabled():
+                return fastcall.start(build, name, futhark.version < (0, 25, 14),
+                                      [f for f in cflags if f.startswith("-I")], log)
+        except Exception as exc:  # noqa: BLE001 - ABI mode is the fallback
+            log.append(f"# API-mode extension not built (ABI mode for now): {type(exc).__name__}: {exc}")
+        return None
+    pending = start_extension() if fastcall.spare_cores() else None  # in parallel with the library
+    try:
+        res = _run(cmd, build, log, verbose, timeout)
+    except BaseException:
+        fastcall.abandon(pending)
+        raise
     if res.returncode != 0:
-        from . import fastcall
         fastcall.abandon(pending)
         pending = None
+    elif pending is None and not fastcall.spare_cores():
+        pending = start_extension()  # after the library: finishes in the background (fastcall.complete)
     if res.returncode != 0:
         err = res.stderr.strip()
         missing = re.findall(r"cannot find -l([^\s:]+)", err)

@@ -30,6 +30,7 @@ def compile(
     num_threads: int | None = None,
     build_options: list[str] | tuple[str, ...] = (),
     probe: bool = True,
+    timeout: float | None = None,
 ) -> Any:
     """Compile a Futhark program for ``backend`` and load it.
 
@@ -38,7 +39,8 @@ def compile(
     programs come from the build cache.  Context options: ``device`` (name substring or ``"#k"``), ``platform``
     (OpenCL), ``unified_memory`` (CUDA/HIP; off by default so arrays are plain device memory), ``profiling`` (see
     ``module.report()``), ``tuning`` parameters, a kernel ``cache_file`` for GPU backends, ``num_threads``
-    (multicore).  Returns a module whose attributes are the entry points.
+    (multicore).  ``timeout``: seconds each compiler run may take (default none; Ctrl-C always stops it).
+    Returns a module whose attributes are the entry points.
     """
     if backend == "auto":
         raise ValueError("backend='auto' is resolved by futhark_lab.compile (frontdoor), which asks doctor; "
@@ -47,7 +49,7 @@ def compile(
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} or 'auto'")
     build_options = tuple(build_options)
     build = compile_program(source, backend, options=options, force=force, base_dir=base_dir,
-                            source_name=name, verbose=verbose)
+                            source_name=name, verbose=verbose, timeout=timeout)
     if backend in ("opencl", "pyopencl"):
         if platform is None:
             platform = choose_opencl_platform(backend)

@@ -8,6 +8,7 @@ module stays bound.  Arguments are parsed into values and passed on as argument 
 
 from __future__ import annotations
 
+import keyword
 import os
 import shlex
 import time
@@ -112,8 +113,11 @@ class FutharkMagics(Magics):
         d = self.defaults
         backend = args.backend or d.get("backend", "c")
         name = args.name or d.get("name", DEFAULT_NAME)
-        if not name.isidentifier():
+        if not name.isidentifier() or keyword.iskeyword(name):
             raise CellFailed(f"%%futhark: --name must be a Python identifier, got {name!r}")
+        if name.startswith("__") and name.endswith("__") or name in ("get_ipython", "exit", "quit"):
+            raise CellFailed(f"%%futhark: --name {name!r} would replace a name the notebook itself needs; "
+                             "choose another, e.g. --name mod")
         verbose = args.verbose if args.verbose is not None else d.get("verbose", False)
         options = list(d.get("options", [])) + list(args.option or [])
         from .frontdoor import compile as fcompile
@@ -132,8 +136,13 @@ class FutharkMagics(Magics):
             raise CellFailed(f"Futhark compilation failed ({exc.stage}):\n{exc.message}") from None
         except BackendUnavailable as exc:
             raise CellFailed(str(exc)) from None
-        except (FutharkLabError, ValueError, FileNotFoundError) as exc:
+        except (FutharkLabError, ValueError, TypeError, OSError) as exc:
             raise CellFailed(f"%%futhark: {exc}") from None
+        except KeyboardInterrupt:
+            raise CellFailed("%%futhark: compilation interrupted") from None
+        except Exception as exc:  # noqa: BLE001 - the cell fails with a message, never a half-bound module
+            raise CellFailed(f"%%futhark: {type(exc).__name__}: {exc}\n(an unexpected failure of futhark-lab; "
+                             "please report it)") from None
         if verbose:
             print(module.build.log or "(no compiler output)")
         self.shell.user_ns[name] = module

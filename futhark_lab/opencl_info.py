@@ -5,6 +5,7 @@ pyopencl.  Where PoCL (CPU) is platform 0 and a GPU platform exists, the GPU pla
 from __future__ import annotations
 
 import ctypes
+import threading
 import ctypes.util
 import dataclasses
 
@@ -55,8 +56,26 @@ def _info(fn, obj, param) -> bytes:
     return buf.raw
 
 
+#: The ICD loader initialises itself on first use without locking (8 threads at once: SIGSEGV).  Held around every
+#: call that may be a process's first OpenCL call: here and around futhark's opencl context creation (binding).
+icd_lock = threading.RLock()
+_cache: list[ClPlatform] | None = None
+
+
 def platforms() -> list[ClPlatform]:
-    """Every platform the loader finds (empty list: no ICD files); OpenCLUnavailable if no loader."""
+    """Every platform the loader finds (empty list: no ICD files); OpenCLUnavailable if no loader.  Cached once
+    found: the loader reads its vendor files once per process anyway."""
+    global _cache
+    with icd_lock:
+        if _cache is None:
+            found = _platforms()
+            if found:
+                _cache = found
+            return found
+        return list(_cache)
+
+
+def _platforms() -> list[ClPlatform]:
     lib = _lib()
     n = ctypes.c_uint()
     err = lib.clGetPlatformIDs(0, None, ctypes.byref(n))

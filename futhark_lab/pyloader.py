@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from . import guards
 from .compiler import Build
-from .errors import FutharkError
+from .errors import FutharkError, FutharkOutOfMemory
 from .manifest import PRIMITIVES, ArrayType
-from .values import as_host_array, scalar_converter
+from .values import ConsumedError, as_host_array, scalar_converter
 
 _modules: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -38,15 +39,27 @@ def import_generated(build: Build):
 class PyArray:
     """An array result of a python/pyopencl module: host memory (python) or an OpenCL buffer (pyopencl)."""
 
-    __slots__ = ("data", "_ctx", "__weakref__")
+    __slots__ = ("data", "_ctx", "_consumed", "__weakref__")
 
     def __init__(self, data: Any, ctx: "PyContext"):
         self.data = data
         self._ctx = ctx
+        self._consumed = False
+
+    def _live(self) -> Any:
+        """The data, unless consumed by a unique parameter (as on the C backends), freed, or its module closed."""
+        if not self._ctx.alive:
+            raise ValueError(f"the module owning this array has been closed ({self._ctx._closed_reason})")
+        if self._consumed:
+            raise ConsumedError("this array was consumed by an entry point with a unique parameter and can no "
+                                "longer be used")
+        if self.data is None:
+            raise ValueError("this array has been freed")
+        return self.data
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+        return tuple(self._live().shape)
 
     @property
     def dtype(self) -> np.dtype:
@@ -68,9 +81,10 @@ class PyArray:
         return self.shape[0]
 
     def numpy(self) -> np.ndarray:
-        if isinstance(self.data, np.ndarray):
-            return self.data.copy()
-        return self.data.get()
+        data = self._live()
+        if isinstance(data, np.ndarray):
+            return data.copy()
+        return data.get()
 
     def __array__(self, dtype=None, copy=None):
         arr = self.numpy()
@@ -79,7 +93,13 @@ class PyArray:
     def free(self) -> None:
         self.data = None
 
+    def __reduce__(self):
+        raise TypeError("a Futhark array lives in its module's memory and cannot be pickled or copied; "
+                        "use .numpy() for a host copy")
+
     def __repr__(self) -> str:
+        if self._consumed or self.data is None:
+            return f"<PyArray {'consumed' if self._consumed else 'freed'} on {self._ctx.backend}>"
         return f"<PyArray {self.dtype}{list(self.shape)} on {self._ctx.backend}>"
 
 
@@ -120,6 +140,19 @@ class PyContext:
         self.build = build
         self.backend = build.backend
         self.instance = instance
+        self._lock = threading.RLock()   # close() waits for a call in flight on another thread
+        self._closed_reason = "the module has been closed"
+        guards.track_context(self)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.instance is not None:
+                self.sync()
+            self.instance = None
+
+    def _forked(self) -> None:
+        self.instance = None
+        self._closed_reason = guards.FORKED
 
     @classmethod
     def create(cls, build: Build, opts: dict) -> "PyContext":
@@ -169,22 +202,26 @@ class PyEntryFunction:
         self._method = getattr(module.context.instance, pyname)
         self._in_types = ins
         self._out_types = outs
+        names = module.build.param_names.get(name, [])
+        self._names = names if len(names) == len(ins) else [f"in{i}" for i in range(len(ins))]
         self._convs = [self._converter(i, t) for i, t in enumerate(ins)]
-        sig = " ".join(f"(in{i}: {t})" for i, t in enumerate(ins))
+        self._unique = [i for i, t in enumerate(ins) if t.startswith("*")]
+        sig = " ".join(f"({n}: {t})" for n, t in zip(self._names, ins))
         self.signature_text = f"entry {name} {sig} : {', '.join(outs)}"
         doc = module.build.docs.get(name, "")
         self.__doc__ = f"{self.signature_text}\n\n{doc + chr(10) + chr(10) if doc else ''}" \
                        f"Backend: {module.backend} (generated Python module)."
         self.__signature__ = inspect.Signature(
-            [inspect.Parameter(f"in{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(ins))])
+            [inspect.Parameter(n if n.isidentifier() else f"in{i}", inspect.Parameter.POSITIONAL_ONLY)
+             for i, n in enumerate(self._names)])
 
     def _converter(self, i: int, tstr: str):
         unique, rank, elem = _parse_type(tstr)
-        pname = f"in{i}"
+        pname = self._names[i]
         if elem not in PRIMITIVES:
             def opaque(v):
                 if isinstance(v, PyArray):
-                    return v.data
+                    return v._live()
                 return v  # generated module checks its own opaque type
             return opaque
         if rank == 0:
@@ -204,9 +241,10 @@ class PyEntryFunction:
             if isinstance(v, PyArray):
                 if v._ctx is not ctx:
                     raise ValueError(f"{self.name}(): parameter {pname!r}: array of another module; pass .numpy()")
-                if v.dtype != t.dtype or v.ndim != rank:
+                data = v._live()
+                if data.dtype != t.dtype or data.ndim != rank:
                     raise TypeError(f"{self.name}(): parameter {pname!r} expects {tstr}, got {v.dtype}{list(v.shape)}")
-                return v.data
+                return data
             if self._module.backend == "pyopencl" and type(v).__module__.startswith("pyopencl"):
                 return v
             host = as_host_array(self.name, pname, t, v)
@@ -219,26 +257,31 @@ class PyEntryFunction:
         if len(args) != len(self._convs):
             raise TypeError(f"{self.name}() takes {len(self._convs)} argument(s), {len(args)} given")
         ctx = self._module.context
-        if not ctx.alive:
-            raise ValueError(f"{self.name}(): the module has been closed")
-        conv = [c(a) for c, a in zip(self._convs, args)]
-        try:
-            res = self._method(*conv)
-            ctx.sync()
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{self.name}(): {exc}") from None
-        except Exception as exc:
-            msg = str(exc)
-            raise FutharkError(_clean_message(msg)) from None
-        if self._tuple_output:
-            outs = tuple(res[i] for i in range(len(self._out_types)))
-        else:
-            outs = res if len(self._out_types) > 1 else (res,)
-        wrapped = tuple(self._wrap(o) for o in outs)
+        if self._unique:
+            guards.check_unique_aliasing(self.name, self._names, self._unique, args)
+        with ctx._lock:
+            if not ctx.alive:
+                raise ValueError(f"{self.name}(): {ctx._closed_reason}")
+            conv = [c(a) for c, a in zip(self._convs, args)]
+            try:
+                res = self._method(*conv)
+                ctx.sync()
+            except Exception as exc:  # noqa: BLE001 - classified below; arguments were checked before the call
+                raise _runtime_error(self.name, exc, self._module.build) from None
+            finally:
+                for i in self._unique:  # consumed, as on the C backends (the generated code may reuse its memory)
+                    if isinstance(args[i], PyArray):
+                        args[i]._consumed = True
+            if self._tuple_output:
+                outs = tuple(res[i] for i in range(len(self._out_types)))
+            else:
+                outs = res if len(self._out_types) > 1 else (res,)
+            wrapped = tuple(self._wrap(o) for o in outs)
         return wrapped if len(wrapped) > 1 else wrapped[0]
 
     def _wrap(self, v):
         if isinstance(v, np.ndarray) and v.ndim > 0 or type(v).__module__.startswith("pyopencl"):
+            guards.check_shape(f"entry point {self.name}", tuple(int(d) for d in v.shape), np.dtype(v.dtype).itemsize)
             return PyArray(v, self._module.context)
         if isinstance(v, np.ndarray):
             return v[()]
@@ -250,6 +293,32 @@ class PyEntryFunction:
 
 def _clean_message(msg: str) -> str:
     return re.sub(r"\s+$", "", msg)
+
+
+_SIZE_ERRORS = re.compile(r"negative dimensions|array is too big|maximum supported dimension|"
+                          r"can only specify one unknown dimension|cannot reshape|out of bounds for axis 0 with size 0|"
+                          r"Python int too large|invalid buffer size", re.IGNORECASE)
+
+
+def _runtime_error(name: str, exc: BaseException, build: Build) -> Exception:
+    """The generated module's exception as the binding's: TypeError for its own argument checks, FutharkOutOfMemory
+    for allocation failures, FutharkError (naming the entry point) for everything else."""
+    msg = build.map_runtime_message(_clean_message(str(exc)))
+    if isinstance(exc, TypeError) and msg.startswith("Argument #"):
+        return TypeError(f"{name}(): {msg}")
+    kind = type(exc).__name__
+    if isinstance(exc, MemoryError) or kind == "MemoryError" or "MEM_OBJECT_ALLOCATION_FAILURE" in msg \
+            or "OUT_OF_RESOURCES" in msg or "OUT_OF_HOST_MEMORY" in msg \
+            or "INVALID_BUFFER_SIZE" in msg:  # larger than the device's largest allocation (sizes were checked)
+        return FutharkOutOfMemory(f"entry point {name} failed: out of memory ({kind}: {msg or 'no message'})")
+    if isinstance(exc, RecursionError):
+        return FutharkError(f"entry point {name} failed: the generated Python code recursed too deeply; "
+                            "use a C backend for this program")
+    text = f"entry point {name} failed: {msg}" if msg else f"entry point {name} failed: {kind} (no message)"
+    if not msg or _SIZE_ERRORS.search(msg) or kind in ("LogicError", "OverflowError"):
+        text += ("\nAn array size passed to (or computed by) this entry point is probably negative or too large; "
+                 "check the sizes given as arguments.")
+    return FutharkError(text)
 
 
 class PyFutharkModule:
@@ -270,15 +339,23 @@ class PyFutharkModule:
             if name.isidentifier() and not hasattr(type(self), name):
                 setattr(self, name, fn)
 
+    def __reduce__(self):
+        raise TypeError("a compiled Futhark module holds a live context and cannot be pickled or copied; compile "
+                        "the program again in the other process (the build cache makes that fast)")
+
     def __getitem__(self, name: str) -> PyEntryFunction:
-        return self.entry_points[name]
+        try:
+            return self.entry_points[name]
+        except (KeyError, TypeError):
+            raise KeyError(f"no entry point {name!r}; this program has: "
+                           f"{', '.join(self.entry_points) or 'none'}") from None
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self.entry_points))
 
     def array(self, data: Any, futhark_type: str | None = None) -> PyArray:
         """Put data into this module's memory once (an OpenCL buffer on pyopencl)."""
-        data = np.ascontiguousarray(data)
+        data = np.array(data, order="C", copy=True)  # owned: a unique parameter may update it in place
         if self.backend == "pyopencl":
             import pyopencl.array as cla
             return PyArray(cla.to_device(self.context.instance.queue, data), self.context)
@@ -288,7 +365,7 @@ class PyFutharkModule:
         self.context.sync()
 
     def close(self) -> None:
-        self.context.instance = None
+        self.context.close()
 
     def __enter__(self):
         return self

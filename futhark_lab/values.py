@@ -63,6 +63,10 @@ class FutharkValue:
         except Exception:  # never raise from a finaliser (interpreter shutdown, closed context)
             pass
 
+    def __reduce__(self):
+        raise TypeError(f"a Futhark {self._type.name} value lives in its module's context and cannot be pickled or "
+                        "copied; use .numpy() (arrays) or .store() (opaque values) for a host copy")
+
 
 class FutharkArray(FutharkValue):
     """A Futhark array of primitives, resident in the context's memory (device memory on GPU backends)."""
@@ -207,6 +211,8 @@ def scalar_converter(entry: str, param: str, ftype: str) -> Callable[[Any], Any]
 
     def conv(v):
         if isinstance(v, np.ndarray) and v.ndim == 0:
+            if v is np.ma.masked:
+                raise fail(v, "a masked value; pass a number")
             v = v[()]
         if isinstance(v, np.generic):
             if not np.can_cast(v.dtype, dtype, casting="safe"):
@@ -221,9 +227,20 @@ def scalar_converter(entry: str, param: str, ftype: str) -> Callable[[Any], Any]
                 raise fail(v, f"out of range for {ftype} [{info.min}, {info.max}]")
             return v
         if isinstance(v, (int, float)):
-            if kind == "f" and dtype.itemsize == 2:
-                return int(np.array(v, dtype=np.float16).view(np.uint16))
-            return float(v)
+            try:
+                with np.errstate(all="ignore"):
+                    c = dtype.type(v)
+            except OverflowError:
+                raise fail(v, f"out of range for {ftype}") from None
+            if isinstance(v, int):
+                # an int must be exactly representable (2**53 + 1 is not an f64, 2**24 + 1 not an f32)
+                if not np.isfinite(c) or int(c) != v:
+                    raise fail(v, f"not exactly representable as {ftype}; pass a float if rounding is intended")
+            elif np.isinf(c) and np.isfinite(v):
+                raise fail(v, f"out of range for {ftype} (it would become infinity)")
+            if dtype.itemsize == 2:
+                return int(np.array(c).view(np.uint16))
+            return float(c)
         raise fail(v)
     return conv
 
@@ -239,6 +256,9 @@ def as_host_array(entry: str, param: str, t: ArrayType, value: Any) -> np.ndarra
 
     if value is None:
         raise fail("None")
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        raise fail("a masked array with masked elements (Futhark has no mask: the hidden values would be used); "
+                   "pass .filled(value) or .compressed()")
     if isinstance(value, np.ndarray):
         arr = value
         weak = False
@@ -268,7 +288,20 @@ def as_host_array(entry: str, param: str, t: ArrayType, value: Any) -> np.ndarra
         if not ok:
             raise fail(f"dtype {arr.dtype} (casting {arr.dtype} to {target} could lose information; "
                        f"convert explicitly with .astype(np.{target.name}) if that is intended)")
+        if arr.dtype.kind in _INT_KINDS and target.kind == "f" and arr.size:
+            # int64/uint64 -> f64 is a "safe" cast to NumPy, yet loses integers beyond 2**53: check the values
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                conv = arr.astype(target)
+                exact = bool(np.all(np.isfinite(conv))) and bool(np.array_equal(conv.astype(arr.dtype), arr))
+            if not exact:
+                raise fail(f"dtype {arr.dtype} with values not exactly representable as {target} (beyond 2**"
+                           f"{np.finfo(target).nmant + 1}); convert explicitly with .astype(np.{target.name}) "
+                           "if rounding is intended")
+            arr = conv
         arr = arr.astype(target)
+    if type(arr) is not np.ndarray:  # subclasses (masked without a mask, memmap, matrix): the plain data
+        arr = np.asarray(arr)
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
     return arr
@@ -277,7 +310,8 @@ def as_host_array(entry: str, param: str, t: ArrayType, value: Any) -> np.ndarra
 def check_result_error(code: int, message: str | None, what: str) -> FutharkError:
     from .errors import FutharkOutOfMemory
 
-    text = (message or "").strip() or f"{what} failed with error code {code}"
+    text = (message or "").strip()
+    text = f"{what} failed: {text}" if text else f"{what} failed with error code {code}"
     if re.search(r"cuMemcpyHtoD\w*\(.*\n.*error code 1 \(invalid argument\)", text):
         # futhark 0.25.x's new_* ignores a failed device allocation and copies into a null buffer
         text += ("\n(this is how futhark's runtime reports a device allocation that failed: the GPU is out of "

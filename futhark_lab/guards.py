@@ -1,0 +1,180 @@
+"""Checks that keep user input from crashing the process or giving silently wrong results, kept out of the
+binding's hot path: each check here runs only where its condition can arise (array results, unique parameters,
+``restore``, context options, ``fork``).
+
+Everything raises FutharkError/ValueError/TypeError naming the entry point, the parameter and the fix.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import struct
+import threading
+import weakref
+from typing import Any
+
+from .errors import FutharkError
+
+_INT64_MAX = 2**63 - 1
+
+
+# --------------------------------------------------------------------------- results
+
+def check_shape(what: str, shape: tuple[int, ...], itemsize: int) -> None:
+    """An array result whose shape cannot be right (a negative dimension, or more bytes than int64 counts) came
+    from sizes futhark does not check (``replicate n`` with n < 0, ``unflatten`` with a wrapping product)."""
+    total = itemsize
+    for d in shape:
+        if d < 0:
+            raise FutharkError(f"{what} produced an array of impossible shape {shape} (a negative size): an array "
+                               "size passed to it is negative; pass sizes >= 0")
+        total *= d
+    if total > _INT64_MAX:
+        raise FutharkError(f"{what} produced an array of shape {shape}, {total} bytes, more than memory can "
+                           "address (its size product wrapped around): pass smaller sizes")
+
+
+# --------------------------------------------------------------------------- uniqueness
+
+def check_unique_aliasing(entry: str, names: list[str], unique: list[int], args: tuple) -> None:
+    """An argument passed to a unique (consuming) parameter may not also be passed to another parameter of the
+    same call: futhark would update it in place while the other parameter still reads it."""
+    for i in unique:
+        a = args[i]
+        if isinstance(a, (int, float, bool, complex, str)) or a is None:
+            continue
+        for j, b in enumerate(args):
+            if j != i and b is a:
+                raise ValueError(f"{entry}(): the same value is passed to the unique (consumed) parameter "
+                                 f"{names[i]!r} and to {names[j]!r}; pass a copy to one of them")
+
+
+# --------------------------------------------------------------------------- context options
+
+def check_num_threads(n: Any) -> int:
+    """futhark's multicore scheduler exits the process when it cannot start a thread: refuse what the OS will not
+    give instead."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"num_threads must be an int, got {type(n).__name__}")
+    limit = _thread_limit()
+    if not 1 <= n <= limit:
+        raise ValueError(f"num_threads={n} is outside 1..{limit} (the most threads this process may start; "
+                         f"this machine has {os.cpu_count()} cores)")
+    return n
+
+
+def _thread_limit() -> int:
+    limit = 4096
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limit = min(limit, soft)
+    except (ImportError, OSError, ValueError):
+        pass
+    try:
+        with open("/proc/sys/kernel/threads-max") as f:
+            limit = min(limit, int(f.read().strip()))
+    except (OSError, ValueError):
+        pass
+    return max(1, limit)
+
+
+# --------------------------------------------------------------------------- store / restore
+
+_BINARY_TYPES = {b"  i8": 1, b" i16": 2, b" i32": 4, b" i64": 8, b"  u8": 1, b" u16": 2, b" u32": 4, b" u64": 8,
+                 b" f16": 2, b" f32": 4, b" f64": 8, b"bool": 1}
+
+
+def check_stored(type_name: str, data: Any) -> bytes:
+    """``restore()`` input: bytes made by ``store()``, i.e. a sequence of futhark binary values, each complete, with
+    sizes >= 0 and exactly filling the input.  futhark's restore trusts its input (a byte short reads past the
+    end; a patched shape makes the runtime exit)."""
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if not isinstance(data, bytes):
+        raise TypeError(f"restore({type_name!r}, data): data must be bytes from .store(), got {type(data).__name__}")
+    pos, n = 0, len(data)
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"restore({type_name!r}, data): not a value stored by this program's .store() "
+                          f"({why} at byte {pos} of {n}); pass the bytes .store() returned, unmodified")
+
+    if n == 0:
+        raise bad("empty input")
+    while pos < n:
+        if n - pos < 7 or data[pos] != ord("b") or data[pos + 1] != 2:
+            raise bad("no futhark binary value header")
+        rank, tname = data[pos + 2], data[pos + 3:pos + 7]
+        if tname not in _BINARY_TYPES:
+            raise bad(f"unknown element type {tname!r}")
+        pos += 7
+        if n - pos < 8 * rank:
+            raise bad("truncated shape")
+        shape = struct.unpack_from(f"<{rank}q", data, pos)
+        if any(d < 0 for d in shape):
+            raise bad(f"negative size in shape {shape}")
+        pos += 8 * rank
+        count = _BINARY_TYPES[tname]
+        for d in shape:
+            count *= d
+        if count > n - pos:
+            raise bad(f"truncated data (shape {shape} needs {count} bytes, {n - pos} left)")
+        pos += count
+    return data
+
+
+# --------------------------------------------------------------------------- fork
+
+_live: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+def track_context(ctx: Any) -> None:
+    """Contexts to disown in a forked child: their threads and driver state do not exist there (a call hangs)."""
+    with _live_lock:
+        _live.add(ctx)
+
+
+#: backends whose context is plain host memory without threads: they keep working in a forked child
+_FORK_SAFE = ("c", "python")
+
+
+def _after_fork_in_child() -> None:
+    global _live_lock
+    _live_lock = threading.Lock()
+    for ctx in list(_live):
+        if getattr(ctx, "backend", None) in _FORK_SAFE:
+            continue
+        try:
+            ctx._forked()
+        except Exception:  # noqa: BLE001 - never fail the fork
+            pass
+
+
+def _close_all_at_exit() -> None:
+    """Free live contexts at interpreter exit under their locks, so a daemon thread still inside a call finishes
+    it first (its next call then raises); a call that does not finish in time leaves its context unfreed."""
+    for ctx in list(_live):
+        lock = getattr(ctx, "_lock", None)
+        if lock is None or not lock.acquire(timeout=10):
+            continue
+        try:
+            ctx.close()
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
+        finally:
+            lock.release()
+
+
+atexit.register(_close_all_at_exit)
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+FORKED = ("this module was created in the parent of a forked process; its runtime threads and device state "
+          "do not exist in this child. Compile (or load) the program again in the child process, or use the "
+          "'spawn' start method of multiprocessing")
+
