@@ -98,9 +98,9 @@ def main() -> None:
           f"(all: {', '.join(f'{t:.2f}' for t in times['abi'])})")
     r = med["api"] / med["bare"]
     print(f"  binding of the new module (last round): {modes['api']}")
-    print("  (the API-mode extension compiles beside the library at lower priority; where it is not done when the "
-          "library is, the module binds in ABI mode\n   with the same C call helpers, and the extension finishes in "
-          "the background for the next compile())")
+    print("  (the API-mode extension compiles in parallel with the library where 4+ cores are usable, after it "
+          "otherwise; if it is not done when the library is,\n   the module binds in ABI mode with the same C call "
+          "helpers and the extension finishes in the background for the next compile())")
     print(f"  ratio compile()/bare = {r:.2f} (FUTHARK_LAB_BINDING=abi: {med['abi'] / med['bare']:.2f}); "
           f"target <= 1.2: {'MET' if r <= 1.2 else 'NOT MET'}")
 
