@@ -656,9 +656,10 @@ def sweep(
     return df
 
 
-#: Hold other libraries' thread pools to one thread while a CPU implementation is measured (benchmarks turn it off
-#: to show the difference: benchmarks/cpu_interplay.py).
-ISOLATE_CPU_POOLS = True
+#: A warm-up of 0.15 s (past OpenBLAS's spin time) before each CPU implementation's block of samples in a mixed
+#: sweep.  Off: benchmarks/cpu_interplay.py found every implementation's mixed time equal to its time alone with
+#: the blocks alone (quiet 2-core VM); on a loaded machine two-thread pools stall alone and mixed alike.
+ISOLATE_CPU_POOLS = False
 #: Also hold the other libraries' BLAS/OpenMP pools to one thread per block (threadpoolctl); off: measured worse.
 POOL_LIMITS = False
 
