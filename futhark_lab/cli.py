@@ -5,6 +5,8 @@
     futhark-lab demo                           the kernel suite on every working backend, with a report
     futhark-lab report results/<run-id>        (re)write a run's HTML report
     futhark-lab compare results/<a> results/<b>
+    futhark-lab bench prog.fut --backends c,multicore   a program's `-- ==` datasets, as futhark bench runs them
+    futhark-lab import bench.json …            futhark bench --json files into results/<run-id>
 """
 
 from __future__ import annotations
@@ -182,13 +184,81 @@ def cmd_report(a) -> int:
     return 0
 
 
+def _is_bench(x: str) -> bool:
+    """A futhark bench JSON file, or a run made by `bench`/`import` (rows with a dataset)."""
+    if x.endswith(".json"):
+        return True
+    from .sweep import load_run
+    try:
+        return "dataset" in load_run(x)
+    except FileNotFoundError:
+        return False
+
+
 def cmd_compare(a) -> int:
+    if _is_bench(a.run_a) or _is_bench(a.run_b):
+        from .bench.comparison import compare as bcompare, format_table
+        from .bench.comparison import frame
+        sides = [frame(a.run_a), frame(a.run_b)]
+        if a.impl:
+            sides = [d[d["impl"] == a.impl] if a.impl in set(d["impl"]) else d for d in sides]
+        df = bcompare(*sides, alpha=a.alpha)
+        if a.report:
+            from . import report as rep
+            print(f"report: {rep.comparison_report(df, a.report, a=a.run_a, b=a.run_b)}", file=sys.stderr)
+        print(df.to_json(orient="records", indent=2) if a.json else format_table(df))
+        return 0
     from .sweep import compare
     df = compare(a.run_a, a.run_b, alpha=a.alpha)
     if a.json:
         print(df.to_json(orient="records", indent=2))
     else:
         print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(df) else "no shared points")
+    return 0
+
+
+def cmd_bench(a) -> int:
+    from . import report as rep
+    from .bench.run import DEFAULT_POLICY, bench
+    from .compiler import ALL_BACKENDS
+    import dataclasses
+
+    backends = [b for b in a.backends.split(",") if b] if a.backends else _working_backends(
+        ("c", "multicore", "opencl", "cuda"), a.quiet)
+    for b in backends:
+        if b not in ALL_BACKENDS:
+            raise SystemExit(f"error: unknown backend {b!r}; choose from {', '.join(ALL_BACKENDS)}")
+    policy = dataclasses.replace(DEFAULT_POLICY, max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time),
+                                 min_samples=a.runs)
+    df = bench(a.program, backends, entry=a.entry, exclude=tuple(a.exclude or ()), run_id=a.run_id,
+               results=a.results, policy=policy, progress=not a.quiet)
+    cols = [c for c in ("kernel", "dataset", "impl", "time_s_median", "time_s_mean", "n", "memory_bytes", "correct",
+                        "error") if c in df]
+    if len(df):
+        import pandas as pd
+        shown = df[cols].copy()
+        for c in ("time_s_median", "time_s_mean"):
+            if c in shown:
+                shown[c.replace("time_s_", "") + " (µs)"] = shown.pop(c) * 1e6
+        if "error" in shown:
+            shown["error"] = shown["error"].map(lambda e: "" if not isinstance(e, str) else e.splitlines()[0][:70])
+        with pd.option_context("display.width", 220, "display.max_rows", 500):
+            print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    from .sweep import results_dir
+    path = rep.report(df, a.report or Path(a.results or results_dir()) / df.attrs["run_id"] / "report.html")
+    print(f"report: {path}\nrun: {df.attrs.get('run_id')}")
+    bad = ("correct" in df and (df["correct"] == False).any()) or ("error" in df and df["error"].notna().any())  # noqa: E712
+    return 1 if bad else 0
+
+
+def cmd_import(a) -> int:
+    from . import report as rep
+    from .bench.jsonimport import import_json
+
+    df = import_json(a.files, run_id=a.run_id, results=a.results, backend=a.backend, impl=a.impl)
+    print(f"imported {len(df)} program/dataset rows from {len(a.files)} file(s) into run {df.attrs['run_id']}")
+    if a.report:
+        print(f"report: {rep.report(df, a.report)}")
     return 0
 
 
@@ -266,7 +336,37 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_b")
     c.add_argument("--alpha", type=float, default=0.01)
     c.add_argument("--json", action="store_true")
+    c.add_argument("--report", help="benchmark runs/JSON files: also write the comparison as an HTML report here")
+    c.add_argument("--impl", help="benchmark runs: use this implementation (e.g. futhark-c) of a run that has several")
     c.set_defaults(func=cmd_compare)
+
+    b = sub.add_parser("bench", help="run a program's `-- ==` datasets (as futhark bench does) on several backends",
+                       description="Read the program's `-- ==` blocks (inline, @ file and random inputs), run every "
+                                   "dataset through futhark-lab's binding on each backend, check `output` blocks, "
+                                   "and store the results like a sweep (results/<run-id>/points.jsonl, resumable) "
+                                   "with an HTML report.")
+    b.add_argument("program", help="a .fut file with `-- ==` blocks")
+    b.add_argument("--backends", help="comma-separated futhark backends (default: those that work here)")
+    b.add_argument("-e", "--entry", help="only this entry point (futhark bench --entry-point)")
+    b.add_argument("--exclude", action="append", metavar="TAG",
+                   help="skip datasets with this tag (repeatable; nobench, disable and no_<backend> always are)")
+    b.add_argument("-r", "--runs", type=int, default=10, help="at least this many runs per dataset (default 10)")
+    b.add_argument("--min-time", type=float, default=0.5, help="seconds per dataset at least (default 0.5)")
+    b.add_argument("--max-time", type=float, default=3.0, help="seconds per dataset at most (default 3)")
+    b.add_argument("--report", help="HTML report path (default: results/<run-id>/report.html)")
+    b.add_argument("--run-id", help="resume or name a run")
+    b.add_argument("--results", help="results directory (default: ./results)")
+    b.add_argument("-q", "--quiet", action="store_true")
+    b.set_defaults(func=cmd_bench)
+
+    im = sub.add_parser("import", help="import futhark bench --json files (any machine, any backend) as a run")
+    im.add_argument("files", nargs="+", help="JSON files written by futhark bench --json")
+    im.add_argument("--backend", help="the backend they were run with (the JSON does not say)")
+    im.add_argument("--impl", help="label for their rows (default futhark-<backend>, or the file name)")
+    im.add_argument("--run-id")
+    im.add_argument("--results")
+    im.add_argument("--report", help="also write the HTML report here")
+    im.set_defaults(func=cmd_import)
 
     dr = sub.add_parser("doctor", help="which backends work here, and why the others don't")
     dr.add_argument("--backends", help="comma-separated subset")

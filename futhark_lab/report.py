@@ -24,6 +24,20 @@ COLUMNS = [("kernel", "kernel"), ("impl", "implementation"), ("backend", "backen
            ("correct", "correct"), ("error", "error")]
 
 
+BENCH_COLUMNS = [("kernel", "program"), ("dataset", "dataset"), ("impl", "implementation"), ("device", "device"),
+                 ("time_s_median", "median (s)"), ("time_s_iqr", "IQR (s)"), ("time_s_mean", "mean (s)"), ("n", "n"),
+                 ("rel_noise", "noise"), ("bytes", "bytes in+out"), ("gbps", "GB/s"), ("memory_bytes", "peak memory (B)"),
+                 ("correct", "correct"), ("mismatch", "mismatch"), ("error", "error")]
+BENCH_STATS = [("kernel", "program"), ("dataset", "dataset"), ("impl", "implementation"), ("n", "runs"),
+               ("mean_us", "mean (µs)"), ("ci95_low_us", "95% CI low (µs)"), ("ci95_high_us", "95% CI high (µs)"),
+               ("ci95_pct_of_mean", "± % of mean"), ("median_us", "median (µs)"), ("min_us", "min (µs)"),
+               ("memory", "memory (peak per space)")]
+COMPARE_COLUMNS = [("kernel", "program"), ("dataset", "dataset"), ("impl", "implementation"),
+                   ("time_s_median_a", "median a (s)"), ("time_s_median_b", "median b (s)"),
+                   ("ratio_b_over_a", "b / a"), ("change_pct", "change (%)"), ("p_value", "p (Mann-Whitney U)"),
+                   ("verdict", "verdict")]
+
+
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
@@ -59,6 +73,13 @@ def _png(fig) -> str:
 
 def warnings_for(df: pd.DataFrame) -> list[str]:
     out = []
+    if "dataset" in df:    # benchmark datasets: named by program and dataset, not size
+        for _, r in df[df["error"].notna()].iterrows() if "error" in df else ():
+            out.append(f"{r['impl']} on {r['kernel']}, dataset {r['dataset']}, failed: {r['error']}")
+        for _, r in df[df["correct"] == False].iterrows() if "correct" in df else ():  # noqa: E712
+            out.append(f"{r['impl']} on {r['kernel']}, dataset {r['dataset']}: the result does not match the expected "
+                       f"output (futhark test's tolerance): {r.get('mismatch') or ''}")
+        df = df.iloc[0:0]
     if "error" in df:
         for _, r in df[df["error"].notna()].iterrows():
             out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,} failed: {r['error']}")
@@ -132,12 +153,17 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
     df = run_or_df if isinstance(run_or_df, pd.DataFrame) else load_run(run_or_df)
     run_id = df.attrs.get("run_id") or (df["run_id"].iloc[0] if "run_id" in df and len(df) else "unsaved")
     env = df.attrs.get("environment") or {}
-    if path is None:
-        path = results_dir() / run_id / "report.html"
+    if path is None:    # next to the run's points.jsonl when given its directory, else under results/
+        given = None if isinstance(run_or_df, pd.DataFrame) else Path(run_or_df)
+        path = (given if given is not None and given.is_dir() else results_dir() / run_id) / "report.html"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figs = [(name, _png(fig)) for name, fig in figures_for(df)]
-    bd_cols = [("kernel", "kernel"), ("impl", "implementation"), ("size", "size"),
+    bench = "dataset" in df
+    if bench:
+        from . import benchplots
+    figs = [(name, _png(fig)) for name, fig in (benchplots.figures_for(df) if bench else figures_for(df))]
+    bd_cols = [("kernel", "kernel")] + ([("dataset", "dataset")] if bench else []) + [
+               ("impl", "implementation"), ("size", "size"),
                ("setup_s", "build + context (s)"), ("first_call_s", "first call (s)"),
                ("h2d_s", "host→device (s)"), ("time_s_median", "compute (s)"), ("d2h_s", "device→host (s)")]
     has_bd = "h2d_s" in df and df["h2d_s"].notna().any()
@@ -145,9 +171,33 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
     text = jenv.get_template("report.html.j2").render(
         title=title or ", ".join(sorted(df["kernel"].unique())) if "kernel" in df and len(df) else "empty run",
         run_id=run_id, env=env, n_points=len(df), warnings=warnings_for(df), figures=figs,
-        table=_table(df, COLUMNS), breakdown=_table(df, bd_cols) if has_bd else "",
+        table=_table(df, BENCH_COLUMNS if bench else COLUMNS), breakdown=_table(df, bd_cols) if has_bd else "",
+        bench_table=_table(benchplots.stats_frame(df), BENCH_STATS) if bench else "", comparison=False,
         env_json=json.dumps(env, indent=2, default=str), version=__version__, noisy=NOISY,
         **_method(env))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def comparison_report(cmp: pd.DataFrame, path: str | os.PathLike, *, a: str = "a", b: str = "b") -> Path:
+    """The comparison of two benchmark runs (``bench.compare``) as one self-contained HTML page."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from . import benchplots
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figs = [("change per program/dataset", _png(benchplots.comparison_figure(cmp)))] if len(cmp) else []
+    slower = cmp[cmp["verdict"] == "slower"]
+    warnings = [f"{r['kernel']} · {r['dataset']} [{r['impl']}]: {r['change_pct']:+.1f}% (p = {r['p_value']:.2g})"
+                for _, r in slower.iterrows()]
+    jenv = Environment(loader=PackageLoader("futhark_lab", "templates"), autoescape=select_autoescape(["html"]))
+    text = jenv.get_template("report.html.j2").render(
+        title=f"comparison: {a} → {b}", run_id=f"{a} → {b}", env={}, n_points=len(cmp), warnings=warnings,
+        figures=figs, table=_table(cmp, COMPARE_COLUMNS), breakdown="", bench_table="", comparison=True,
+        env_json="{}", version=__version__, noisy=NOISY, **_method({}))
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -164,7 +214,9 @@ def export(run_or_df, directory: str | os.PathLike, *, figures: bool = True) -> 
     out = [d / "points.csv"]
     df.drop(columns=[c for c in ("samples_s",) if c in df]).to_csv(out[0], index=False)
     if figures:
-        for name, fig in figures_for(df):
+        if "dataset" in df:
+            from . import benchplots
+        for name, fig in (benchplots.figures_for(df) if "dataset" in df else figures_for(df)):
             slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower()
             p = d / f"{slug}.png"
             fig.savefig(p, dpi=110)

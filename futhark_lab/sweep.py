@@ -829,8 +829,9 @@ def _hardware_models(impls: Sequence[Impl], hardware: Any) -> dict:
 
 # --------------------------------------------------------------------------- comparing runs
 
-def compare(run_a, run_b, *, alpha: float = 0.01, same_within: float = 0.02):
+def compare(run_a, run_b, *, alpha: float = 0.01, same_within: float = 0.02, keys: Sequence[str] | None = None):
     """Ratio (b/a) of median times per shared point, with a Mann-Whitney U test on the raw samples.
+    ``keys``: the columns that identify a point (default kernel, impl, size, dtype).
 
     Verdict: ``faster``/``slower`` (b relative to a) when significant and beyond ``same_within``; ``same`` when
     not significant and the medians' CIs overlap; otherwise ``ambiguous``.
@@ -840,7 +841,7 @@ def compare(run_a, run_b, *, alpha: float = 0.01, same_within: float = 0.02):
 
     a = run_a if isinstance(run_a, pd.DataFrame) else load_run(run_a)
     b = run_b if isinstance(run_b, pd.DataFrame) else load_run(run_b)
-    keys = ["kernel", "impl", "size", "dtype"]
+    keys = list(keys) if keys else ["kernel", "impl", "size", "dtype"]
     merged = a.merge(b, on=keys, suffixes=("_a", "_b"))
     rows = []
     for _, r in merged.iterrows():

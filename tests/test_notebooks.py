@@ -93,3 +93,11 @@ def test_executed_notebook_exports_to_html(tmp_path):
     out = tmp_path / "quickstart.html"
     out.write_text(body)
     assert "stats = futhark multicore module" in body and "fastest:" in body
+
+
+def test_futhark_bench_notebook():
+    nb = execute("07-futhark-bench.ipynb")
+    text = outputs(nb)
+    assert images(nb) >= 1
+    assert "2M normal (file)" in text and "1M uniform" in text and "verdict" in text
+    assert "report.html" in text and "compare.html" in text

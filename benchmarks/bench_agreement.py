@@ -1,0 +1,263 @@
+"""futhark-lab's `bench` against futhark's own timing on the same programs, datasets and backend: the ratio of
+medians per dataset, MET when within 5%.
+
+Here (futhark installed; CPU backends):
+
+    python benchmarks/bench_agreement.py --backends c,multicore
+
+  runs, per backend, real `futhark bench --json --backend=X`, then futhark-lab's bench, then futhark bench again
+  (so drift of the machine's speed shows), and compares futhark-lab's median with the median of futhark bench's
+  runs (the median of its two invocations' medians).
+
+A GPU machine without futhark (CUDA): prepare here, carry the directory, run there:
+
+    python benchmarks/bench_agreement.py --prepare-gpu gpu-agreement      # here: programs, data, generated code
+    python benchmarks/bench_agreement.py --gpu gpu-agreement              # there (FUTHARK_LAB_GENERATED is set)
+
+  There the reference is the executable `futhark cuda` makes (its C, generated here, compiled there) run as
+  `./prog -e ENTRY -r N -t times.txt -n < data` (one warm-up run, then N runs, each entry + sync, whole µs), as
+  futhark bench timed programs before its server mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PROGRAMS = {
+    "sum_squares.fut": """\
+-- Sum of squares.
+-- ==
+-- "1M f64" input @ data/f64_1m.in
+-- "8M f64" input @ data/f64_8m.in
+entry main (xs: []f64): f64 = f64.sum (map (\\x -> x * x) xs)
+""",
+    "prefix_sum.fut": """\
+-- Inclusive prefix sum (a gzipped data file).
+-- ==
+-- entry: prefix_sum
+-- input @ data/i32_2m.in.gz
+entry prefix_sum (xs: []i32): []i32 = scan (+) 0 xs
+""",
+    "matmul.fut": """\
+-- Dense matrix product.
+-- ==
+-- entry: matmul
+-- "256x256 f32" input @ data/mm_256.in
+entry matmul [n][m][p] (a: [n][m]f32) (b: [m][p]f32): [n][p]f32 =
+  map (\\row -> map (\\col -> f32.sum (map2 (*) row col)) (transpose b)) a
+""",
+}
+
+THRESHOLD = 0.05
+
+
+def write_programs(work: Path, data: bool = True) -> None:
+    """The programs and their data files (seeded: the same bytes wherever they are made)."""
+    import futhark_data
+
+    work.mkdir(parents=True, exist_ok=True)
+    for name, text in PROGRAMS.items():
+        (work / name).write_text(text)
+    if not data:
+        return
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    (work / "data" / "f64_1m.in").write_bytes(futhark_data.dumpb(rng.random(1_000_000)))
+    (work / "data" / "f64_8m.in").write_bytes(futhark_data.dumpb(rng.random(8_000_000)))
+    (work / "data" / "i32_2m.in.gz").write_bytes(gzip.compress(
+        futhark_data.dumpb(rng.integers(-100, 100, 2_000_000, dtype=np.int32)), compresslevel=1))
+    (work / "data" / "mm_256.in").write_bytes(
+        futhark_data.dumpb(rng.random((256, 256), dtype=np.float32))
+        + futhark_data.dumpb(rng.random((256, 256), dtype=np.float32)))
+
+
+def futhark_bench(work: Path, backend: str, out: str, programs=None, skip_compilation: bool = False) -> dict:
+    from futhark_lab.compiler import find_futhark
+
+    cmd = [find_futhark().path, "bench", f"--backend={backend}", "--json", out, "--convergence-max-seconds=1",
+           *(["--skip-compilation"] if skip_compilation else []), *(programs or PROGRAMS)]
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return json.loads((work / out).read_text())
+
+
+def lab_bench(work: Path, backend: str, results: Path, run_id: str | None = None, programs=None, policy=None):
+    from futhark_lab.bench import bench
+
+    frames = []
+    cwd = os.getcwd()
+    os.chdir(work)   # program names as futhark bench prints them: relative to where it runs
+    try:
+        for name in programs or PROGRAMS:
+            frames.append(bench(name, [backend], results=results, run_id=run_id or f"lab-{backend}",
+                                progress=False, policy=policy))
+    finally:
+        os.chdir(cwd)
+    return frames[-1]
+
+
+def table(rows: list[dict], ref_name: str) -> str:
+    lines = [f"{'program':<26} {'dataset':<15} {'backend':<9} {ref_name + ' (µs)':>20} {'futhark-lab (µs)':>17} "
+             f"{'ratio':>6}  within 5%   {'ratio of minima':>15}  {ref_name} spread"]
+    for r in rows:
+        lines.append(f"{r['kernel']:<26} {r['dataset'][:15]:<15} {r['backend']:<9} {r['ref_us']:>20.1f} "
+                     f"{r['lab_us']:>17.1f} {r['ratio']:>6.3f}  {'MET    ' if abs(r['ratio'] - 1) <= THRESHOLD else 'NOT MET'}"
+                     f"   {r.get('min_ratio', float('nan')):>15.3f}  {r.get('spread', '')}")
+    return "\n".join(lines)
+
+
+def cpu(backends: list[str], rounds: int) -> None:
+    from futhark_lab.bench import load_json
+    from futhark_lab.compiler import find_futhark
+
+    work = Path(tempfile.mkdtemp(prefix="bench-agreement-"))
+    write_programs(work)
+    rows = []
+    for b in backends:
+        fb_files, labs = [], []
+        from futhark_lab.timing import Policy
+        policy = Policy(min_samples=10, min_time_s=0.5, max_time_s=1.0, max_noise=0.01)   # futhark bench's floor
+        for name in PROGRAMS:
+            for r in range(rounds):    # alternated per program, so changes in the machine's load hit both alike
+                fb_files.append(work / f"fb{r}-{b}-{Path(name).stem}.json")
+                futhark_bench(work, b, fb_files[-1].name, [name], skip_compilation=r > 0)
+                labs.append(lab_bench(work, b, work / "results", run_id=f"lab{r}-{b}-{Path(name).stem}",
+                                      programs=[name], policy=policy))
+        fb = load_json(fb_files, backend=b)
+        import pandas as pd
+        lab = pd.concat(labs, ignore_index=True)
+        for (kernel, dataset), g in fb.groupby(["kernel", "dataset"]):
+            mine = lab[(lab["kernel"] == kernel) & (lab["dataset"] == dataset)]
+            if not len(mine) or not (g["time_s_median"] > 0).all():
+                continue
+            ref, lab_s = float(np.median(g["time_s_median"])), float(np.median(mine["time_s_median"]))
+            rows.append({"kernel": kernel, "dataset": dataset, "backend": b, "ref_us": ref * 1e6,
+                         "lab_us": lab_s * 1e6, "ratio": lab_s / ref,
+                         "min_ratio": float(mine["time_s_min"].min() / g["time_s_min"].min()),
+                         "spread": "/".join(f"{x * 1e6:.0f}" for x in g["time_s_median"]) + " µs; lab: " +
+                                   "/".join(f"{x * 1e6:.0f}" for x in mine["time_s_median"])})
+    fut = find_futhark()
+    print(f"futhark {fut.version_str}; {rounds} alternating rounds per program and backend of real `futhark bench "
+          f"--json --backend=X --convergence-max-seconds=1` and futhark-lab bench (at least 10 runs and 0.5 s, as futhark bench) on the same programs, data files and backend; ratio = median over "
+          f"rounds of futhark-lab's medians / median over rounds of futhark bench's medians (its runtimes are whole "
+          f"µs of entry + sync in its server); ratio of minima = fastest run against fastest run; spread = each "
+          f"round's median. Machine: {os.cpu_count()} cores, load average at the end "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}.")
+    print(table(rows, "futhark bench"))
+    met = sum(abs(r["ratio"] - 1) <= THRESHOLD for r in rows)
+    print(f"{met} of {len(rows)} datasets within 5% (medians); "
+          f"{sum(abs(r['min_ratio'] - 1) <= THRESHOLD for r in rows)} of {len(rows)} by fastest runs")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def prepare_gpu(out: Path, backend: str = "cuda") -> None:
+    from futhark_lab.compiler import export_generated, find_futhark
+
+    fut = find_futhark()
+    write_programs(out, data=False)        # the data is made where it runs (seeded), so it need not be carried
+    (out / "standalone").mkdir(exist_ok=True)
+    for name in PROGRAMS:
+        export_generated(out / name, backend, out / "gen")
+        exe = out / "standalone" / Path(name).stem
+        # the C of futhark's own executable; linking fails here for cuda (no libcuda/NVRTC), the .c stays
+        subprocess.run([fut.path, backend, str(out / name), "-o", str(exe)], capture_output=True, text=True)
+        if not exe.with_suffix(".c").exists():
+            raise SystemExit(f"futhark cuda {name} wrote no C file")
+    (out / "meta.json").write_text(json.dumps({"futhark_version": list(fut.version), "backend": backend,
+                                               "futhark_version_text": fut.version_text}))
+    print(f"prepared {out}; on the GPU machine, from a checkout of futhark-lab with this directory next to it:\n"
+          f"  python benchmarks/bench_agreement.py --gpu {out.name}   (it sets FUTHARK_LAB_GENERATED={out.name}/gen)")
+
+
+def gpu(work: Path, runs: int) -> None:
+    from futhark_lab import compiler
+    from futhark_lab.bench.spec import program_key, read
+
+    work = work.resolve()
+    os.environ.setdefault("FUTHARK_LAB_GENERATED", str(work / "gen"))
+    meta = json.loads((work / "meta.json").read_text())
+    backend = meta.get("backend", "cuda")
+    fake = compiler.FutharkCompiler("absent", tuple(meta["futhark_version"]), meta["futhark_version_text"])
+    build = work / "standalone"
+    if not (work / "data").is_dir():
+        write_programs(work)
+    exes = {}
+    for name in PROGRAMS:
+        cflags, libs = compiler.c_flags(backend, fake, build)
+        cflags = [f for f in cflags if f != "-fPIC"]
+        exe = build / Path(name).stem
+        cc = [*compiler.c_compiler(), *cflags, str(exe.with_suffix(".c")), "-o", str(exe), *libs]
+        proc = subprocess.run(cc, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cc)} failed:\n{proc.stderr[-3000:]}")
+        exes[name] = exe
+
+    def standalone() -> dict:
+        out = {}
+        for name, exe in exes.items():
+            for io in read(work / name).cases:
+                for run in io.runs:
+                    data = work / run.input.path
+                    raw = gzip.decompress(data.read_bytes()) if data.suffix == ".gz" else data.read_bytes()
+                    times = build / "times.txt"
+                    proc = subprocess.run([str(exe), "-e", io.entry, "-r", str(runs), "-t", str(times), "-n"],
+                                          input=raw, capture_output=True, timeout=1800)
+                    if proc.returncode != 0:
+                        raise SystemExit(f"{exe} failed: {proc.stderr.decode(errors='replace')[-2000:]}")
+                    out[(program_key(name, io.entry), run.description)] = [int(x) for x in times.read_text().split()]
+        return out
+
+    before = standalone()            # futhark's executable, then futhark-lab, then futhark's again
+    from futhark_lab.sweep import new_run_id
+    lab = lab_bench(work, backend, work / "results", run_id=new_run_id(f"lab-{backend}"))   # fresh: no resume
+    after = standalone()
+    rows = []
+    for key, us in before.items():
+        mine = lab[(lab["kernel"] == key[0]) & (lab["dataset"] == key[1])]
+        ref = float(np.median([np.median(us), np.median(after[key])]))
+        lab_us = float(mine["time_s_median"].iloc[0]) * 1e6
+        rows.append({"kernel": key[0], "dataset": key[1], "backend": backend, "ref_us": ref, "lab_us": lab_us,
+                     "ratio": lab_us / ref if ref > 0 else float("nan"),
+                     "min_ratio": float(mine["time_s_min"].iloc[0]) * 1e6 / min(us + after[key]),
+                     "spread": f"{np.median(us):.0f}/{np.median(after[key]):.0f} µs"})
+    dev = lab["device"].iloc[0] if "device" in lab else "?"
+    print(f"{backend} on {dev}; futhark {meta['futhark_version_text'].splitlines()[0]} (code generated elsewhere); "
+          f"futhark's executable -r {runs} -t (median) against futhark-lab bench (median)")
+    print(table(rows, "futhark -r -t"))
+    met = sum(abs(r["ratio"] - 1) <= THRESHOLD for r in rows)
+    print(f"{met} of {len(rows)} datasets within 5%")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backends", default="c,multicore")
+    ap.add_argument("--prepare-gpu", type=Path, metavar="DIR")
+    ap.add_argument("--gpu", type=Path, metavar="DIR")
+    ap.add_argument("--backend", default="cuda", help="--prepare-gpu: the backend (cuda; c to try the path here)")
+    ap.add_argument("--runs", type=int, default=200, help="runs of futhark's executable in --gpu mode")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds per backend (CPU mode)")
+    a = ap.parse_args()
+    if a.prepare_gpu:
+        prepare_gpu(a.prepare_gpu, a.backend)
+    elif a.gpu:
+        gpu(a.gpu, a.runs)
+    else:
+        cpu([b for b in a.backends.split(",") if b], a.rounds)
+
+
+if __name__ == "__main__":
+    main()
