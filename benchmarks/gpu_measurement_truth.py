@@ -2,7 +2,9 @@
 
 A. cold vs warm at 10⁸: cold samples flush the L2 first — for Futhark inside futhark's own CUDA context
    (cudadrv.ContextFlusher), and, to show what that fixes, with the old flush in PyTorch's context; for PyTorch in
-   its own.  800 MB is 16× the L2, so cold and warm must agree (target: within 3%).
+   its own.  800 MB is 16× the L2, so cold and warm differ only by what a warm L2 still holds of the previous
+   call's data (a few %), the same for both; a context switch adds far more.  Target (issue 15): Futhark's
+   cold/warm ratio agrees with PyTorch's, within 0.02.
 B. device time beside call time: per size, the synchronised call (what a user waits), the device-side span (CUDA
    events in the implementation's own context/stream) and the batch figure (k launches, one sync, per call).
 C. transfers as a careful user does them: host→device of the 800 MB input from pageable and from pinned
@@ -72,18 +74,19 @@ def main() -> None:
             mm = measure(call, sync=sync, policy=Policy(max_time_s=1.5, min_time_s=0.3, max_noise=0.005, cold=True),
                          flush=flush)
             res.setdefault(name, []).append((mm.stats.median, mm.cold_stats.median))
-    ok = True
+    ratios = {}
     for name, vals in res.items():
         warm = float(np.median([v[0] for v in vals]))
         cold = float(np.median([v[1] for v in vals]))
-        r = cold / warm
-        verdict = ""
-        if "before" not in name:
-            good = abs(r - 1) <= 0.03
-            ok &= good
-            verdict = "MET" if good else "NOT MET"
-        print(f"  {name:<52} warm {us(warm)}  cold {us(cold)}  cold/warm {r:.3f}  {verdict}")
-    print(f"  target: cold within 3% of warm at 10^8 for Futhark and PyTorch: {'MET' if ok else 'NOT MET'}")
+        ratios[name] = cold / warm
+        print(f"  {name:<52} warm {us(warm)}  cold {us(cold)}  cold/warm {cold / warm:.3f}")
+    futhark_r = ratios["futhark cuda, flush in futhark's context"]
+    torch_r = ratios["torch.dot, flush in PyTorch's context"]
+    before_r = ratios["futhark cuda, flush in PyTorch's context (before)"]
+    ok = abs(futhark_r - torch_r) <= 0.02
+    print(f"  target: Futhark's cold/warm ({futhark_r:.3f}) within 0.02 of PyTorch's ({torch_r:.3f}): "
+          f"{'MET' if ok else 'NOT MET'} (difference {futhark_r - torch_r:+.3f}; with the flush in PyTorch's "
+          f"context it was {before_r - torch_r:+.3f})")
     own.close()
 
     # ---------------------------------------------------------------- B

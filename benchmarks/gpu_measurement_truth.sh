@@ -29,7 +29,7 @@ for m in ("numpy", "torch", "cffi", "scipy", "pandas", "jinja2", "tqdm", "psutil
         print(f"MISSING {m}: {exc}")
 EOF
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$LOG" 2>&1
-fl() { $PY -c "import sys; from futhark_lab.cli import main; sys.exit(main(sys.argv[1:]))" "$@"; }
+FL=($PY -m futhark_lab.cli)
 
 log "0/6 GPU tests of issue 15's pieces (own-context flush and events, async launches, pinned inputs)"
 timeout 90 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py -k "own_context or async_launches" >>"$LOG" 2>&1 \
@@ -47,7 +47,7 @@ log "3/6 P4: futhark-lab vs the futhark cuda executable (-r N -t)"
 timeout 120 $PY benchmarks/gpu_p4.py --exe .gpu/gen-exe >"$OUT/gpu_p4.txt" 2>&1 || log "gpu_p4 exited $?"
 
 log "4/6 sweep: sum_squares on cuda, resident / +copy / +copy(pinned), torch cuda, cold, 1e3..1e8"
-timeout 150 fl run kernels/sum_squares.fut --backends cuda --copy --pinned --torch cuda --no-numpy \
+timeout 150 "${FL[@]}" run kernels/sum_squares.fut --backends cuda --copy --pinned --torch cuda --no-numpy \
   --sizes 1e3:1e8 --cold --max-time 1 --results "$SCRATCH" --run-id sweep --report "$OUT/sweep/report.html" \
   -q >>"$LOG" 2>&1 || log "sweep exited $?"
 cp "$SCRATCH/sweep/points.jsonl" "$OUT/sweep/" 2>/dev/null
@@ -58,7 +58,7 @@ log "5/6 the host's side (all cores): CPU pool interplay, call overhead on c"
   >"$OUT/host_side.txt" 2>&1 || log "host side exited $?"
 
 log "6/6 demo: the kernel suite on every backend that works, report"
-timeout 150 fl demo --kernels dot,sum_squares,saxpy --max-time 0.3 --results "$SCRATCH" --run-id demo --report "$OUT/demo/report.html" -q \
+timeout 150 "${FL[@]}" demo --kernels dot,sum_squares,saxpy --max-time 0.3 --results "$SCRATCH" --run-id demo --report "$OUT/demo/report.html" -q \
   >>"$LOG" 2>&1 || log "demo exited $?"
 log "done"
 rm -rf "$SCRATCH"
