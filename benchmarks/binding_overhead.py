@@ -69,6 +69,11 @@ def main() -> None:
     x = np.ones(1)
     work = Path(tempfile.mkdtemp(prefix="ovh-"))
     m = futhark_lab.compile(SRC, backend="c")
+    if m.library.mode != "api":  # first build on a machine with few cores: its extension finishes in the background
+        from futhark_lab import fastcall
+        fastcall.wait()
+        m.close()
+        m = futhark_lab.compile(SRC, backend="c")
     xd = m.array(x)
     assert m.first(x) == 1.0
     print(f"futhark-lab binding mode: {m.library.mode} (api: a cffi extension built per program; abi: libffi)\n")

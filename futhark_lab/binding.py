@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 import re
 import threading
 import weakref
@@ -21,6 +22,8 @@ import numpy as np
 
 from . import fastcall, guards
 from . import manifest as mf
+from .cdef import (SYNC_FAILED, _ctype, call_helpers, generate_cdef, helper_name, raw_names,  # noqa: F401 - generate_cdef re-exported
+                   sentinel_py, value_helper_name)
 from .compiler import GPU_BACKENDS, Build
 from .errors import BackendUnavailable, FutharkError
 from .poisoned import FIX as POISON_FIX
@@ -28,95 +31,6 @@ from .poisoned import poison, poisoned_reason
 from .manifest import PRIMITIVES, ArrayType, EntryPoint, Manifest, OpaqueType
 from .values import (FutharkArray, FutharkOpaque, FutharkValue, as_host_array,
                      check_result_error, scalar_converter)
-
-_CONTEXT_API = """
-struct futhark_context_config;
-struct futhark_context;
-struct futhark_context_config *futhark_context_config_new(void);
-void futhark_context_config_free(struct futhark_context_config *cfg);
-void futhark_context_config_set_debugging(struct futhark_context_config *cfg, int flag);
-void futhark_context_config_set_profiling(struct futhark_context_config *cfg, int flag);
-void futhark_context_config_set_logging(struct futhark_context_config *cfg, int flag);
-int futhark_context_config_set_tuning_param(struct futhark_context_config *cfg, const char *name, size_t value);
-void futhark_context_config_set_cache_file(struct futhark_context_config *cfg, const char *fname);
-void futhark_context_config_set_device(struct futhark_context_config *cfg, const char *s);
-void futhark_context_config_set_platform(struct futhark_context_config *cfg, const char *s);
-void futhark_context_config_set_unified_memory(struct futhark_context_config *cfg, int flag);
-void futhark_context_config_set_num_threads(struct futhark_context_config *cfg, int n);
-void futhark_context_config_add_build_option(struct futhark_context_config *cfg, const char *opt);
-void futhark_context_config_set_default_group_size(struct futhark_context_config *cfg, int size);
-void futhark_context_config_set_default_num_groups(struct futhark_context_config *cfg, int num);
-struct futhark_context *futhark_context_new(struct futhark_context_config *cfg);
-void futhark_context_free(struct futhark_context *ctx);
-int futhark_context_sync(struct futhark_context *ctx);
-char *futhark_context_get_error(struct futhark_context *ctx);
-char *futhark_context_report(struct futhark_context *ctx);
-int futhark_context_clear_caches(struct futhark_context *ctx);
-void futhark_context_pause_profiling(struct futhark_context *ctx);
-void futhark_context_unpause_profiling(struct futhark_context *ctx);
-int futhark_get_tuning_param_count(void);
-const char *futhark_get_tuning_param_name(int i);
-const char *futhark_get_tuning_param_class(int i);
-"""
-
-
-def _ctype(m: Manifest, tname: str) -> str:
-    if tname in PRIMITIVES:
-        return PRIMITIVES[tname][0]
-    return m.types[tname].ctype
-
-
-def generate_cdef(m: Manifest, raw_offset: bool) -> str:
-    """C declarations for cffi, from the manifest alone (and the documented per-type API shapes)."""
-    out = [_CONTEXT_API]
-    ctx = "struct futhark_context *ctx"
-    for t in m.types.values():
-        out.append(f"{t.struct};")
-    for t in m.types.values():
-        ops = t.ops
-        if isinstance(t, ArrayType):
-            el = PRIMITIVES[t.elemtype][0]
-            dims = ", ".join(f"int64_t dim{i}" for i in range(t.rank))
-            out.append(f"{t.ctype} {ops['new']}({ctx}, const {el} *data, {dims});")
-            out.append(f"int {ops['free']}({ctx}, {t.ctype} arr);")
-            out.append(f"int {ops['values']}({ctx}, {t.ctype} arr, {el} *data);")
-            out.append(f"const int64_t *{ops['shape']}({ctx}, {t.ctype} arr);")
-            new_raw, values_raw = raw_names(t)
-            off = "int64_t offset, " if raw_offset else ""
-            out.append(f"{t.ctype} {new_raw}({ctx}, void *data, {off}{dims});")
-            out.append(f"void *{values_raw}({ctx}, {t.ctype} arr);")
-            if "index" in ops:
-                idx = ", ".join(f"int64_t i{i}" for i in range(t.rank))
-                out.append(f"int {ops['index']}({ctx}, {el} *out, {t.ctype} arr, {idx});")
-        else:
-            out.append(f"int {ops['free']}({ctx}, {t.ctype} obj);")
-            if "store" in ops:
-                out.append(f"int {ops['store']}({ctx}, const {t.ctype} obj, void **p, size_t *n);")
-            if "restore" in ops:
-                out.append(f"{t.ctype} {ops['restore']}({ctx}, const void *p);")
-            if t.kind_detail == "record":
-                for f in t.fields:
-                    out.append(f"int {f.project}({ctx}, {_ctype(m, f.type)} *out, const {t.ctype} obj);")
-                if t.record_new:
-                    # the documented order of new's parameters is the manifest's field order
-                    params = ", ".join(
-                        (f"const {_ctype(m, f.type)} f{i}" if f.type not in PRIMITIVES else
-                         f"{_ctype(m, f.type)} f{i}") for i, f in enumerate(t.fields))
-                    out.append(f"int {t.record_new}({ctx}, {t.ctype} *out, {params});")
-    for e in m.entry_points.values():
-        outs = [f"{_ctype(m, o.type)} *out{i}" for i, o in enumerate(e.outputs)]
-        ins = [(f"const {_ctype(m, p.type)} in{i}" if p.type not in PRIMITIVES else f"{_ctype(m, p.type)} in{i}")
-               for i, p in enumerate(e.inputs)]
-        out.append(f"int {e.cfun}({', '.join([ctx] + outs + ins)});")
-    return "\n".join(dict.fromkeys(out))  # distinct types never share functions; drop exact repeats anyway
-
-
-def raw_names(t: ArrayType) -> tuple[str, str]:
-    """Names of the raw-pointer functions: from the manifest (>= 0.25.14) or by futhark's naming rule (older)."""
-    new_raw = t.ops.get("new_raw") or t.ops["new"].replace("futhark_new_", "futhark_new_raw_", 1)
-    values_raw = t.ops.get("values_raw") or t.ops["values"].replace("futhark_values_", "futhark_values_raw_", 1)
-    return new_raw, values_raw
-
 
 # --------------------------------------------------------------------------- loaded libraries (one per build)
 
@@ -136,27 +50,30 @@ _lib_lock = threading.Lock()
 
 
 def load_library(build: Build) -> Library:
+    """The build's library, once per process: through its API-mode extension where ``compile_program`` built one
+    (no declarations to parse at load time), in cffi's ABI mode otherwise."""
     with _lib_lock:
-        if build.library in _libraries:
-            return _libraries[build.library]
+        cached = _libraries.get(build.library)
+        if cached is not None and (cached.mode == "api" or not fastcall.extension_path(
+                Path(build.directory), build.module_name).exists()):
+            return cached
+        # else: the extension finished compiling since (in the background): new modules use it
         m = mf.load(build.manifest)
         raw_offset = build.futhark.version < (0, 25, 14)
-        cdef = generate_cdef(m, raw_offset) + "\nvoid free(void *p);"
-        ffi = cffi.FFI()
-        ffi.cdef(cdef)
-        lib = ffi.dlopen(str(build.library))
-        libc = ffi.dlopen(None)
-        mode = "abi"
-        if fastcall.enabled():
+        api = None
+        if os.environ.get("FUTHARK_LAB_BINDING", "").lower() != "abi":
             try:
-                from .compiler import c_flags
-                includes = [f for f in c_flags(build.backend, build.futhark, Path(build.directory))[0]
-                            if f.startswith("-I")]
-                ffi, lib = fastcall.api_module(build, fastcall.exported_only(cdef, lib), includes)
-                libc, mode = lib, "api"
-            except Exception:  # noqa: BLE001 - the ABI-mode binding above works everywhere
-                pass
-        library = Library(build, m, ffi, lib, libc, raw_offset, mode)
+                api = fastcall.load(Path(build.directory), build.module_name)
+            except Exception:  # noqa: BLE001 - the ABI-mode binding below works everywhere
+                api = None
+        if api is not None:
+            ffi, lib = api
+            library = Library(build, m, ffi, lib, lib, raw_offset, "api")
+        else:
+            ffi = cffi.FFI()
+            ffi.cdef(generate_cdef(m, raw_offset) + "\n" + call_helpers(m)[0] + "\nvoid free(void *p);")
+            lib = ffi.dlopen(str(build.library))
+            library = Library(build, m, ffi, lib, ffi.dlopen(None), raw_offset, "abi")
         _libraries[build.library] = library
         return library
 
@@ -220,7 +137,11 @@ class Context:
                 self.handle = self.lib.futhark_context_new(self._cfg)
         else:
             self.handle = self.lib.futhark_context_new(self._cfg)
+        #: futhark's own CUcontext (cuda): what cuCtxCreate left current, before it is popped again
+        self.cu_context: int | None = None
         if self.backend == "cuda":
+            current = _cuda_current_context()
+            self.cu_context = current if current and current != previous else None
             _cuda_restore_current(previous)
         err = self._take_error() if self.handle != self.ffi.NULL else "futhark_context_new returned NULL"
         if err is not None:
@@ -529,6 +450,12 @@ class EntryFunction:
         self._cfun = getattr(module.context.lib, entry.cfun)
         # the C API documents futhark_context_sync as a no-op returning 0 on the sequential c backend
         self._sync = None if module.backend == "c" else module.context.lib.futhark_context_sync
+        # API mode: one C call does entry point + sync (cdef.call_helpers); output slots made once, used under the
+        # context's lock, so a call allocates nothing but its result
+        self._helper = _symbol(module.context.lib, helper_name(entry.cfun))  # None: a build without helpers
+        self._sync_flag = 0 if self._sync is None else 1
+        self._outs = [module.context.ffi.new(ct) for ct in self._ctypes_out]
+        self._nargs = len(entry.inputs)
         self._wraps = [self._wrapper(o.type) for o in entry.outputs]
         self._single = len(entry.outputs) == 1 and not entry.tuple_output
         self._context = module.context
@@ -539,6 +466,22 @@ class EntryFunction:
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(p.name if p.name.isidentifier() else f"in{i}", inspect.Parameter.POSITIONAL_ONLY)
              for i, p in enumerate(entry.inputs)])
+        if self._single and not self._unique:
+            self.__class__ = _specialised(self)
+
+    def _free_temps(self, temps: list, handle: Any) -> None:
+        ctx = self._context
+        for t in temps:
+            if type(t) is tuple:
+                if ctx.handle is not None:
+                    t[0](handle, t[1])
+            else:
+                t.free()
+
+    def _failure(self, code: int) -> Exception:
+        if code >= SYNC_FAILED:
+            return self._context.error(code - SYNC_FAILED, f"synchronising after entry point {self.entry.name}")
+        return self._context.error(code, f"entry point {self.entry.name}")
 
     def _wrapper(self, tname: str) -> Callable[[Any], Any]:
         """Result conversion decided once per output: NumPy scalar type, f16 bits, or a device value.  Array
@@ -624,6 +567,9 @@ class EntryFunction:
         dtype, rank, null = t.dtype, t.rank, ffi.NULL
 
         def conv_array(v, temps):
+            if type(v) is FutharkArray and v._ctx is ctx and v._type is t and v._ptr is not None \
+                    and not v._consumed:
+                return v._ptr  # resident input: the hot path of a timing loop, checked first
             if type(v) is np.ndarray and (v.dtype is dtype or v.dtype == dtype) and v.ndim == rank \
                     and v.flags.c_contiguous:
                 host = v  # the common case, checked first and cheaply
@@ -652,11 +598,21 @@ class EntryFunction:
         return conv_array
 
     def __call__(self, *args: Any) -> Any:
-        convs = self._convs
-        if len(args) != len(convs):
+        if len(args) != self._nargs:
             e = self.entry
-            raise TypeError(f"{e.name}() takes {len(convs)} argument(s) "
+            raise TypeError(f"{e.name}() takes {self._nargs} argument(s) "
                             f"({', '.join(p.name for p in e.inputs)}), {len(args)} given")
+        return self._invoke(args, self._sync_flag)
+
+    def call_async(self, *args: Any) -> Any:
+        """Call without the final synchronisation (GPU backends): the work may still run when this returns.
+        For timing k back-to-back launches with one ``module.sync()``; read results only after that sync, and pass
+        only device-resident arrays (a NumPy input's temporary copy is freed when the call returns)."""
+        if len(args) != self._nargs:
+            raise TypeError(f"{self.entry.name}() takes {self._nargs} argument(s), {len(args)} given")
+        return self._invoke(args, 0)
+
+    def _invoke(self, args: tuple, sync: int) -> Any:
         ctx = self._context
         if self._unique:
             guards.check_unique_aliasing(self.entry.name, self._names, self._unique, args)
@@ -666,27 +622,24 @@ class EntryFunction:
             if handle is None:
                 raise ctx.closed_error(f"{self.entry.name}()")
             try:
-                cargs = [conv(a, temps) for conv, a in zip(convs, args)]
-                new = ctx.ffi.new
-                outs = [new(ct) for ct in self._ctypes_out]
-                code = self._cfun(handle, *outs, *cargs)
+                cargs = [conv(a, temps) for conv, a in zip(self._convs, args)]
+                outs = self._outs  # made once; used only under the lock
+                if self._helper is not None:
+                    code = self._helper(handle, sync, *outs, *cargs)
+                else:
+                    code = self._cfun(handle, *outs, *cargs)
+                    if code == 0 and sync:
+                        code = self._sync(handle)
+                        code = code + SYNC_FAILED if code else 0
                 if self._unique:
                     for i in self._unique:
                         if isinstance(args[i], FutharkValue):
                             args[i]._consumed = True
                 if code != 0:
-                    raise ctx.error(code, f"entry point {self.entry.name}")
-                if self._sync is not None:
-                    code = self._sync(handle)
-                    if code != 0:
-                        raise ctx.error(code, f"synchronising after entry point {self.entry.name}")
+                    raise self._failure(code)
             finally:
-                for t in temps:
-                    if type(t) is tuple:
-                        if ctx.handle is not None:
-                            t[0](handle, t[1])
-                    else:
-                        t.free()
+                if temps:
+                    self._free_temps(temps, handle)
             if self._single:
                 return self._wraps[0](outs[0][0])
             results = self._wrap_all(outs)
@@ -700,6 +653,73 @@ class EntryFunction:
 
     def __repr__(self) -> str:
         return f"<futhark entry point {self.entry.signature()} [{self._module.backend}]>"
+
+
+def _specialised(fn: EntryFunction) -> type:
+    """A subclass of EntryFunction whose ``__call__`` is written for this entry point's parameters (one output, no
+    unique parameters): a resident array argument is recognised inline and entry point + sync are one C call (the
+    library's value helper returns the result itself, so no output slot is shared).  Like the generic path it holds
+    the context's lock from conversion to result, so ``close()`` on another thread waits for the call.  This keeps
+    futhark-lab's per-call cost within a fraction of a microsecond of calling the C library directly
+    (benchmarks/call_overhead.py)."""
+    n = fn._nargs
+    names = [f"a{i}" for i in range(n)]
+    ns: dict[str, Any] = {"EntryFunction": EntryFunction, "FA": FutharkArray, "CTX": fn._context,
+                          "OUT0": fn._outs[0], "WRAP0": fn._wraps[0], "LOCK": fn._context._lock,
+                          "SYNC": fn._sync_flag, "SF": SYNC_FAILED, "HELPER": fn._helper, "CFUN": fn._cfun,
+                          "SYNCFN": fn._sync, "WHAT": f"{fn.entry.name}()"}
+    lines = ["def __call__(self, *args):",
+             f"    if len(args) != {n}:",
+             "        return EntryFunction.__call__(self, *args)"]
+    if n:
+        lines.append(f"    {', '.join(names)}, = args")
+    lines += ["    temps = []", "    handle = None", "    LOCK.acquire()", "    try:",
+              "        handle = CTX.handle",
+              "        if handle is None:",
+              "            raise CTX.closed_error(WHAT)"]
+    cargs = []
+    for i, p in enumerate(fn.entry.inputs):
+        ns[f"CONV{i}"] = fn._convs[i]
+        t = fn._module.manifest.types.get(p.type)
+        if isinstance(t, ArrayType):
+            ns[f"T{i}"] = t
+            lines += [f"        if type(a{i}) is FA and a{i}._ctx is CTX and a{i}._type is T{i} and "
+                      f"a{i}._ptr is not None and not a{i}._consumed:",
+                      f"            c{i} = a{i}._ptr",
+                      "        else:",
+                      f"            c{i} = CONV{i}(a{i}, temps)"]
+        else:
+            lines.append(f"        c{i} = CONV{i}(a{i}, temps)")
+        cargs.append(f"c{i}")
+    vhelper = _symbol(fn._context.lib, value_helper_name(fn.entry.cfun))
+    if vhelper is not None:
+        otype = fn.entry.outputs[0].type
+        ns.update(VHELPER=vhelper, LAST=fn._context.lib.futhark_lab_last_code, NULL=fn._context.ffi.NULL,
+                  SENT=sentinel_py(otype))
+        failed = "r != r" if otype in ("f32", "f64") else ("r == NULL" if otype not in PRIMITIVES else "r == SENT")
+        lines += [f"        r = VHELPER(handle, SYNC, {', '.join(cargs)})".replace(", )", ")"),
+                  f"        if {failed}:",
+                  "            code = LAST()",
+                  "            if code:",
+                  "                raise self._failure(code)"]
+    else:
+        call_args = ", ".join(["OUT0", *cargs])
+        if fn._helper is not None:
+            lines.append(f"        code = HELPER(handle, SYNC, {call_args})")
+        else:
+            lines.append(f"        code = CFUN(handle, {call_args})")
+            if fn._sync is not None:
+                lines += ["        if code == 0:", "            code = SYNCFN(handle)",
+                          "            code = code + SF if code else 0"]
+        lines += ["        if code:", "            raise self._failure(code)", "        r = OUT0[0]"]
+    lines += ["        return WRAP0(r)",
+              "    finally:",
+              "        if temps:",
+              "            self._free_temps(temps, handle)",
+              "        LOCK.release()"]
+    exec("\n".join(lines), ns)  # noqa: S102 - generated from the manifest's parameter list only
+    return type(f"EntryFunction_{fn.entry.name}", (EntryFunction,), {"__call__": ns["__call__"],
+                                                                       "__slots__": ()})
 
 
 class FutharkModule:
@@ -790,6 +810,19 @@ class FutharkModule:
 
     def restore(self, type_name: str, data: bytes) -> FutharkOpaque:
         return self.context.restore(type_name, data)
+
+    def cuda_context(self, array: FutharkArray | None = None) -> int:
+        """futhark's CUcontext (cuda backend), for work that must run inside it (cache flushes, CUDA events):
+        recorded when the context was made, or the owner of ``array``'s memory."""
+        if self.backend != "cuda":
+            raise TypeError(f"cuda_context() is for the cuda backend, not {self.backend}")
+        if self.context.cu_context:
+            return self.context.cu_context
+        if array is not None:
+            from .cudadrv import pointer_context
+            return pointer_context(array.data_ptr())
+        raise RuntimeError("futhark's CUDA context was not current after its creation; pass an array of this "
+                           "module to find it from its memory")
 
     # -- context
     def sync(self) -> None:

@@ -48,7 +48,8 @@ def _parse_sizes(text: str | None) -> list[int] | None:
         raise SystemExit(f"error: --sizes {text!r}: expected numbers separated by commas") from None
 
 
-def _impls(backends: list[str], torch_devices: list[str], numpy: bool, copy: bool, kernel) -> list:
+def _impls(backends: list[str], torch_devices: list[str], numpy: bool, copy: bool, kernel,
+           pinned: bool = False) -> list:
     from .compiler import ALL_BACKENDS
     from .sweep import futhark, numpy_impl, torch
 
@@ -59,6 +60,8 @@ def _impls(backends: list[str], torch_devices: list[str], numpy: bool, copy: boo
         impls.append(futhark(b))
         if copy:
             impls.append(futhark(b, resident=False))
+        if copy and pinned and b == "cuda":  # what a careful user pays: the copy from page-locked memory
+            impls.append(futhark(b, resident=False, pinned=True))
     for dev in torch_devices:
         for variant in kernel.torch:
             impls.append(torch(dev, None if variant == "default" else variant))
@@ -102,7 +105,7 @@ def cmd_run(a) -> int:
                          "use the Python API (futhark_lab.sweep with a Kernel) for other programs")
     backends = [b for b in a.backends.split(",") if b] if a.backends else _working_backends(
         ("c", "multicore", "opencl", "cuda"), a.quiet)
-    impls = _impls(backends, _torch_devices(a.torch), not a.no_numpy, a.copy, kernel)
+    impls = _impls(backends, _torch_devices(a.torch), not a.no_numpy, a.copy, kernel, a.pinned)
     policy = Policy(max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time), max_noise=a.noise, cold=a.cold)
     df = sweep(kernel, impls, sizes=_parse_sizes(a.sizes), dtypes=a.dtypes.split(",") if a.dtypes else None,
                run_id=a.run_id, results=a.results, policy=policy, progress=not a.quiet, on_error="warn")
@@ -290,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-numpy", action="store_true", help="leave NumPy out")
     r.add_argument("--copy", action="store_true",
                    help="also time Futhark with inputs copied from NumPy on every call (the seeds' trap)")
+    r.add_argument("--pinned", action="store_true",
+                   help="with --copy on cuda: also copy from page-locked (pinned) host memory, as a careful user does")
     r.add_argument("--report", help="HTML report path (default: results/<run-id>/report.html)")
     r.add_argument("--run-id", help="resume or name a run (default: a new id)")
     r.add_argument("--results", help="results directory (default: ./results)")

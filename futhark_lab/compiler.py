@@ -18,6 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -495,6 +496,11 @@ def compile_program(
         broken = _broken_build(final, backend, module_name)
         if broken is None:
             log = (final / "build.log").read_text(errors="replace") if (final / "build.log").exists() else ""
+            if link and backend in C_BACKENDS:
+                from . import fastcall
+                if not fastcall.extension_path(final, module_name).exists():  # made in ABI mode, or compiling
+                    fastcall.ensure(final, module_name, futhark.version < (0, 25, 14),
+                                    [f for f in c_flags(backend, futhark, final)[0] if f.startswith("-I")])
             return Build(final, backend, module_name, futhark, shown, True, log)
         import warnings
         warnings.warn(f"futhark-lab: the cached build {final.name} is damaged ({broken}); rebuilding it", stacklevel=3)
@@ -504,6 +510,7 @@ def compile_program(
             pass
 
     root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{module_name}-", dir=root))
     log: list[str] = []
     try:
@@ -540,8 +547,9 @@ def compile_program(
                 msg = _map_paths(msg, str(fut_file), shown)
                 msg = _map_paths(msg, fut_file.name, shown)
             raise FutharkCompileError(msg, command=cmd, stage="futhark")
+        pending = None
         if backend in C_BACKENDS:
-            _compile_c(backend, futhark, tmp, module_name, log, verbose, link, timeout)
+            pending = _compile_c(backend, futhark, tmp, module_name, log, verbose, link, timeout)
         elif backend in PY_BACKENDS:
             from .cpatch import patch_python_text
             py = tmp / f"{module_name}.py"
@@ -567,6 +575,9 @@ def compile_program(
             if not (final / "BUILD_OK").exists():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
+        if pending is not None:
+            from . import fastcall
+            fastcall.complete(pending, final / f"{module_name}.so", grace_s=0.1 * (time.perf_counter() - started))
         return Build(final, backend, module_name, futhark, shown, False, "\n".join(log))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -608,8 +619,22 @@ def patch_generated_c(src: Path, log: list[str]) -> None:
         src.write_text(patched)
 
 
+def add_call_helpers(build: Path, name: str, log: list[str]) -> None:
+    """futhark-lab's call helpers (``cdef.call_helpers``: entry point + sync in one C call, the result as return
+    value) go into the library's own translation unit, so they cost no extra compilation."""
+    from . import manifest as mf
+    from .cdef import call_helpers
+
+    decls, defs = call_helpers(mf.load(build / f"{name}.json"))
+    with open(build / f"{name}.c", "a") as f:
+        f.write(f"\n/* futhark-lab call helpers */\n{defs}\n")
+    with open(build / f"{name}.h", "a") as f:
+        f.write(f"\n/* futhark-lab call helpers */\n{decls}\n")
+    log.append("# futhark-lab: call helpers appended to the generated C (entry point + sync in one call)")
+
+
 def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, log: list[str], verbose: bool,
-               link: bool, timeout: float | None = None) -> None:
+               link: bool, timeout: float | None = None):
     cc = c_compiler()
     if shutil.which(cc[0]) is None:
         raise BackendUnavailable(backend, f"no C compiler ({cc[0]}) on PATH",
@@ -618,12 +643,33 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
     cflags += os.environ.get("CFLAGS", "").split()
     src = build / f"{name}.c"
     patch_generated_c(src, log)
+    add_call_helpers(build, name, log)
     if link:
         # --no-undefined: a missing runtime library fails here, with its name, not later at load time
         cmd = [*cc, *cflags, "-shared", "-Wl,--no-undefined", "-o", str(build / f"{name}.so"), str(src), *libs]
     else:
         cmd = [*cc, *cflags, "-c", "-o", str(build / f"{name}.o"), str(src)]
-    res = _run(cmd, build, log, verbose, timeout)
+    from . import fastcall  # the binding's extension compiles beside the library (fastcall's docstring)
+
+    def start_extension():
+        try:
+            if link and fastcall.enabled():
+                return fastcall.start(build, name, futhark.version < (0, 25, 14),
+                                      [f for f in cflags if f.startswith("-I")], log)
+        except Exception as exc:  # noqa: BLE001 - ABI mode is the fallback
+            log.append(f"# API-mode extension not built (ABI mode for now): {type(exc).__name__}: {exc}")
+        return None
+    pending = start_extension() if fastcall.spare_cores() else None  # in parallel with the library
+    try:
+        res = _run(cmd, build, log, verbose, timeout)
+    except BaseException:
+        fastcall.abandon(pending)
+        raise
+    if res.returncode != 0:
+        fastcall.abandon(pending)
+        pending = None
+    elif pending is None and not fastcall.spare_cores():
+        pending = start_extension()  # after the library: finishes in the background (fastcall.complete)
     if res.returncode != 0:
         err = res.stderr.strip()
         missing = re.findall(r"cannot find -l([^\s:]+)", err)
@@ -638,6 +684,7 @@ def _compile_c(backend: str, futhark: FutharkCompiler, build: Path, name: str, l
                 _HEADER_FIXES.get(header.group(1), "install the backend's development headers; see environment.md"))
         raise FutharkCompileError(f"C compilation of the {backend} backend's code failed:\n{err[-4000:]}",
                                   command=cmd, stage="cc")
+    return pending
 
 
 _LIB_FIXES = {

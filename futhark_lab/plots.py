@@ -157,13 +157,18 @@ def roofline(df: pd.DataFrame, *, ax=None) -> Figure:
 
 
 @per_kernel
-def time_vs_size(df: pd.DataFrame, *, ax=None) -> Figure:
-    """Median time against size (log-log) with the interquartile range as error bars."""
+def time_vs_size(df: pd.DataFrame, *, ax=None, device_time: bool = True) -> Figure:
+    """Median time against size (log-log) with the interquartile range as error bars; where GPU points recorded
+    it (and ``device_time``), the device-side span as a dashed line in the same colour."""
     d = _ok(df)
     fig, ax = _axes(ax)
     for label, g in _series(d):
         err = np.vstack([g["time_s_median"] - g["time_s_q1"], g["time_s_q3"] - g["time_s_median"]])
-        ax.errorbar(g["size"], g["time_s_median"], yerr=err, marker="o", capsize=3, label=label)
+        line = ax.errorbar(g["size"], g["time_s_median"], yerr=err, marker="o", capsize=3, label=label)
+        if device_time and "device_time_s_median" in g and g["device_time_s_median"].notna().any():
+            dv = g[g["device_time_s_median"].notna()]
+            ax.plot(dv["size"], dv["device_time_s_median"], ls="--", marker=".", color=line[0].get_color(),
+                    label=f"{label}: device span")
     return _finish(fig, ax, "problem size (elements)", "time per call (s), median with IQR",
                    _title(d, "time against size"))
 

@@ -18,9 +18,10 @@ from .version import __version__
 NOISY = 0.05
 COLUMNS = [("kernel", "kernel"), ("impl", "implementation"), ("backend", "backend"), ("device", "device"),
            ("size", "size"), ("dtype", "dtype"), ("time_s_median", "median (s)"), ("time_s_iqr", "IQR (s)"),
-           ("n", "n"), ("rel_noise", "noise"), ("gbps", "GB/s"), ("gflops", "GFLOP/s"),
-           ("pct_peak_attr", "% attr peak"), ("pct_peak_measured", "% measured peak"), ("correct", "correct"),
-           ("error", "error")]
+           ("n", "n"), ("rel_noise", "noise"), ("device_time_s_median", "device span (s)"),
+           ("batch_s_per_call", "batch, per call (s)"), ("gbps", "GB/s"), ("gflops", "GFLOP/s"),
+           ("pct_peak_attr", "% attr peak"), ("ceiling", "ceiling"), ("pct_ceiling", "% measured ceiling"),
+           ("correct", "correct"), ("error", "error")]
 
 
 BENCH_COLUMNS = [("kernel", "program"), ("dataset", "dataset"), ("impl", "implementation"), ("device", "device"),
@@ -88,10 +89,9 @@ def warnings_for(df: pd.DataFrame) -> list[str]:
                        f"(max relative error {r.get('max_rel_err', float('nan')):.3g})")
     if "over_peak" in df:
         for _, r in df[df["over_peak"].fillna(False).astype(bool)].iterrows():
-            out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,}: {r['gbps']:,.0f} GB/s is above a peak "
-                       f"({r.get('pct_peak_attr', float('nan')):.0f}% of attribute, "
-                       f"{r.get('pct_peak_measured', float('nan')):.0f}% of measured) — a measurement bug "
-                       "(caches, a result not waited for, or miscounted bytes), not a result")
+            out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,}: {r['gbps']:,.0f} GB/s is above "
+                       f"{_over_what(r)} — a measurement bug (a result not waited for, or miscounted bytes), "
+                       "not a result")
     if "rel_noise" in df:
         noisy = df[df["rel_noise"] > NOISY]
         if len(noisy):
@@ -99,6 +99,25 @@ def warnings_for(df: pd.DataFrame) -> list[str]:
                        + ", ".join(f"{r['impl']}@{r['size']:,}" for _, r in noisy.head(12).iterrows())
                        + (" …" if len(noisy) > 12 else ""))
     return out
+
+
+def _pct(v) -> str | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.0f}%"
+
+
+def _over_what(r) -> str:
+    """Which ceiling a point exceeds, naming only figures that exist (a CPU has no attribute peak)."""
+    parts = []
+    ceiling = r.get("ceiling")
+    if isinstance(ceiling, str) and _pct(r.get("pct_ceiling")):
+        what = "the measured in-cache bandwidth (its working set fits the cache)" if ceiling == "cache" else \
+            "the measured memory bandwidth"
+        parts.append(f"{what}: {_pct(r.get('pct_ceiling'))}")
+    elif _pct(r.get("pct_peak_measured")):
+        parts.append(f"the measured bandwidth: {_pct(r.get('pct_peak_measured'))}")
+    if _pct(r.get("pct_peak_attr")) and not bool(r.get("cache_resident")):
+        parts.append(f"the attribute peak: {_pct(r.get('pct_peak_attr'))}")
+    return "; ".join(parts) or "a peak"
 
 
 def figures_for(df: pd.DataFrame) -> list[tuple[str, object]]:

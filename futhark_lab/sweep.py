@@ -189,22 +189,26 @@ class Impl:
     options: dict = dataclasses.field(default_factory=dict)
     fn: Callable | None = None
     torch_variant: str | None = None
+    pinned: bool = False           # GPU: host inputs staged once in page-locked memory, copied to the device from it
 
     @property
     def label(self) -> str:
         return self.name
 
 
-def futhark(backend: str, *, resident: bool = True, name: str | None = None, **compile_options) -> Impl:
-    label = name or f"futhark-{backend}" + ("" if resident else "+copy")
+def futhark(backend: str, *, resident: bool = True, name: str | None = None, pinned: bool = False,
+            **compile_options) -> Impl:
+    label = name or f"futhark-{backend}" + ("" if resident else "+copy") + ("(pinned)" if pinned else "")
     return Impl(label, "futhark", backend, "cuda" if backend in ("cuda", "opencl", "pyopencl") and
                 compile_options.get("platform") not in ("pocl", "Portable") else "cpu",
-                resident, compile_options)
+                resident, compile_options, pinned=pinned)
 
 
-def torch(device: str = "cpu", variant: str | None = None, *, resident: bool = True, name: str | None = None) -> Impl:
-    label = name or f"torch-{device}" + (f"-{variant}" if variant else "") + ("" if resident else "+copy")
-    return Impl(label, "torch", "torch", device, resident, torch_variant=variant)
+def torch(device: str = "cpu", variant: str | None = None, *, resident: bool = True, name: str | None = None,
+          pinned: bool = False) -> Impl:
+    label = name or f"torch-{device}" + (f"-{variant}" if variant else "") + ("" if resident else "+copy") + \
+        ("(pinned)" if pinned else "")
+    return Impl(label, "torch", "torch", device, resident, torch_variant=variant, pinned=pinned)
 
 
 def numpy_impl(name: str = "numpy") -> Impl:
@@ -225,6 +229,9 @@ class Prepared:
     h2d_s: float = math.nan
     sync: Callable[[], None] | None = None
     measure_device: str = "cpu"
+    flush: Callable[[], None] | None = None     # cache flush in the implementation's own context (cold samples)
+    device_timer: Any = None                    # .time(fn) -> device-side span (CUDA events)
+    launch: Callable[[], Any] | None = None     # the call without its synchronisation (batch figure)
 
 
 class _ModuleCache:
@@ -234,6 +241,22 @@ class _ModuleCache:
     def __init__(self):
         self.modules: dict[tuple, Any] = {}
         self.setup_s: dict[tuple, float] = {}
+        self.gpu_tools: dict[tuple, tuple] = {}
+
+    def cuda_tools(self, source: Path, impl: Impl, module: Any, array: Any = None) -> tuple:
+        """(flusher, event timer) working in the module's own CUDA context, made once per module (None, None where
+        the driver cannot be reached)."""
+        key = self.key(source, impl)
+        if key not in self.gpu_tools:
+            try:
+                from .cudadrv import ContextFlusher, EventTimer
+                from .hardware import cuda_attributes
+                ctx = module.cuda_context(array)
+                l2 = cuda_attributes().get("l2_bytes") or 50 * 2**20
+                self.gpu_tools[key] = (ContextFlusher(ctx, 2 * l2), EventTimer(ctx))
+            except Exception:  # noqa: BLE001 - the sweep falls back to the device-wide flush, no device time
+                self.gpu_tools[key] = (None, None)
+        return self.gpu_tools[key]
 
     @staticmethod
     def key(kernel: Kernel, impl: Impl) -> tuple:
@@ -306,9 +329,13 @@ def prepare(impl: Impl, kernel: Kernel, dtype: str, inputs: tuple, modules: _Mod
                 return _torch.from_numpy(v).to(dev)
             return v
 
+        timer = None
         if dev.startswith("cuda"):
             sync = _torch.cuda.synchronize
             name = _torch.cuda.get_device_name()
+            from .timing import TorchEventTimer
+            timer = TorchEventTimer()
+            inputs = _staged(impl, inputs)
         else:
             sync, name = None, "host CPU"
         if impl.resident:
@@ -317,8 +344,10 @@ def prepare(impl: Impl, kernel: Kernel, dtype: str, inputs: tuple, modules: _Mod
             if sync:
                 sync()
             h2d = time.perf_counter() - h2d_t
-            return Prepared(lambda: fn(*tins), _host, name, h2d, sync, dev)
-        return Prepared(lambda: fn(*(to_dev(v) for v in inputs)), _host, name, math.nan, sync, dev)
+            call = lambda: fn(*tins)  # noqa: E731
+            return Prepared(call, _host, name, h2d, sync, dev, device_timer=timer, launch=call if timer else None)
+        call = lambda: fn(*(to_dev(v) for v in inputs))  # noqa: E731
+        return Prepared(call, _host, name, math.nan, sync, dev, device_timer=timer)
     if impl.kind == "futhark":
         module, _ = modules.get(kernel, impl)
         name = kernel.entry_for(dtype)
@@ -327,15 +356,34 @@ def prepare(impl: Impl, kernel: Kernel, dtype: str, inputs: tuple, modules: _Mod
                               f"{', '.join(module.entry_points) or 'none'}")
         entry = module.entry_points[name]
         dev_name = _futhark_device_name(module)
+        if module.backend == "cuda":
+            inputs = _staged(impl, inputs)
         if impl.resident:
             def put():
                 arrays = tuple(module.array(v) if isinstance(v, np.ndarray) else v for v in inputs)
                 module.sync()
                 return arrays
             h2d, dev_inputs = _median_time(put)
-            return Prepared(lambda: entry(*dev_inputs), _host, dev_name, h2d, module.sync)
-        return Prepared(lambda: entry(*inputs), _host, dev_name, math.nan, module.sync)
+            flush = timer = launch = None
+            if module.backend == "cuda":
+                first_array = next((a for a in dev_inputs if hasattr(a, "data_ptr")), None)
+                flush, timer = modules.cuda_tools(Path(kernel.source), impl, module, first_array)
+                if hasattr(entry, "call_async"):
+                    launch = lambda: entry.call_async(*dev_inputs)  # noqa: E731
+            return Prepared(lambda: entry(*dev_inputs), _host, dev_name, h2d, module.sync, flush=flush,
+                            device_timer=timer, launch=launch)
+        timer = modules.cuda_tools(Path(kernel.source), impl, module)[1] if module.backend == "cuda" else None
+        return Prepared(lambda: entry(*inputs), _host, dev_name, math.nan, module.sync, device_timer=timer)
     raise ValueError(f"unknown implementation kind {impl.kind!r}")
+
+
+def _staged(impl: Impl, inputs: tuple) -> tuple:
+    """Host inputs as a careful user stages them for ``pinned`` implementations: copied once (untimed) into
+    page-locked memory, so every host→device copy runs at DMA speed."""
+    if not impl.pinned:
+        return inputs
+    from .cudadrv import pinned_copy
+    return tuple(pinned_copy(v) if isinstance(v, np.ndarray) else v for v in inputs)
 
 
 def _futhark_device_name(module: Any) -> str:
@@ -515,6 +563,12 @@ def sweep(
                                     max_time_s=policy.max_time_s / rounds,
                                     min_samples=max(3, policy.min_samples // rounds),
                                     max_samples=max(3, policy.max_samples // rounds), max_noise=0.0)
+    # several CPU implementations with thread pools of their own (OpenMP in PyTorch, OpenBLAS in NumPy, futhark's
+    # multicore scheduler) interleaved: each block of samples starts after a warm-up long enough for the others'
+    # idle workers to stop spinning (OpenBLAS spins ~0.1 s after a call)
+    cpu_mixed = len({_pool_owner(i) for i in impls if _hw_key(i) == "cpu"} - {None}) > 1
+    per_round_cpu = dataclasses.replace(per_round, warmup_s=max(per_round.warmup_s, 0.15)) if ISOLATE_CPU_POOLS \
+        else per_round
     hw = _hardware_models(impls, hardware)
     modules = _ModuleCache()
     flushers = {}
@@ -552,9 +606,12 @@ def sweep(
                     if isinstance(p, Exception) or impl.name in errors:
                         continue
                     try:
-                        m = measure(p.call, device=p.measure_device if p.sync is None else "cpu", sync=p.sync,
-                                    policy=per_round, keep_result=(r == 0),
-                                    flush=flushers.get(_hw_key(impl)) if policy.cold and r == 0 else None)
+                        with _own_pools(impl, cpu_mixed):
+                            m = measure(p.call, device=p.measure_device if p.sync is None else "cpu", sync=p.sync,
+                                        policy=per_round_cpu if cpu_mixed and _hw_key(impl) == "cpu" else per_round,
+                                        keep_result=(r == 0),
+                                        flush=(p.flush or flushers.get(_hw_key(impl))) if policy.cold and r == 0
+                                        else None)
                     except Exception as exc:  # noqa: BLE001
                         if on_error == "raise":
                             raise
@@ -563,10 +620,20 @@ def sweep(
                     samples[impl.name] += m.samples_s
                     if r == 0:
                         firsts[impl.name] = m
+            extra: dict[str, dict] = {}
+            for impl in todo:  # device-side time and the batch figure, after the interleaved rounds
+                p = prepared[impl.name]
+                if isinstance(p, Exception) or impl.name in errors or p.device_timer is None:
+                    continue
+                try:
+                    extra[impl.name] = _device_figures(p, samples[impl.name], policy)
+                except Exception as exc:  # noqa: BLE001 - the call-time row stands without them
+                    extra[impl.name] = {"device_time_error": f"{type(exc).__name__}: {exc}"}
             for impl in todo:
                 p = prepared[impl.name]
                 row = _row(run_id, kernel, impl, size, dtype, p, samples[impl.name], firsts.get(impl.name),
                            errors.get(impl.name), reference, modules, hw, inputs)
+                row.update(extra.get(impl.name, {}))
                 store.append(row)
                 outcome.setdefault((kernel.name, impl.name), []).append(row.get("error"))
                 bar.update(1)
@@ -576,10 +643,68 @@ def sweep(
             del prepared, inputs
     finally:
         bar.close()
+        for flusher, timer in modules.gpu_tools.values():  # inside futhark's contexts: before they are freed
+            for tool in (flusher, timer):
+                if tool is not None:
+                    try:
+                        tool.close()
+                    except Exception:  # noqa: BLE001
+                        pass
         modules.close()
     df = load_run(store.dir)
     _report_failures(outcome, on_error, df)
     return df
+
+
+#: A warm-up of 0.15 s (past OpenBLAS's spin time) before each CPU implementation's block of samples in a mixed
+#: sweep.  Off: benchmarks/cpu_interplay.py found every implementation's mixed time equal to its time alone with
+#: the blocks alone (quiet 2-core VM); on a loaded machine two-thread pools stall alone and mixed alike.
+ISOLATE_CPU_POOLS = False
+#: Also hold the other libraries' BLAS/OpenMP pools to one thread per block (threadpoolctl); off: measured worse.
+POOL_LIMITS = False
+
+
+def _pool_owner(impl: Impl) -> str | None:
+    """Which thread pool a CPU implementation runs on (threadpoolctl's user_api), or None for none of them."""
+    if impl.kind == "numpy":
+        return "blas"
+    if impl.kind == "torch":
+        return "openmp"
+    if impl.kind == "futhark" and impl.backend in ("multicore", "ispc"):
+        return "futhark"
+    return None
+
+
+def _own_pools(impl: Impl, mixed: bool):
+    """A context for ``impl``'s block of samples.  Holding the other libraries' pools to one thread with
+    threadpoolctl was tried and measured worse (benchmarks/cpu_interplay.py: PyTorch's OpenMP pool resized around
+    every block stalled its next calls by a scheduler slice), so the isolation is the block itself plus a warm-up
+    past the other pools' spin time; ``POOL_LIMITS=True`` restores the threadpoolctl variant for comparison."""
+    import contextlib
+
+    if not (mixed and POOL_LIMITS and ISOLATE_CPU_POOLS) or _hw_key(impl) != "cpu":
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    owner = _pool_owner(impl)
+    return threadpool_limits({api: 1 for api in ("blas", "openmp") if api != owner})
+
+
+def _device_figures(p: Prepared, samples: list[float], policy: Policy) -> dict:
+    """Device-side span (CUDA events in the implementation's own context/stream) and, for resident inputs, the
+    per-call time of k back-to-back launches with one synchronisation."""
+    from .timing import batch_per_call, device_times
+
+    st = device_times(p.call, p.device_timer, max_time_s=min(1.0, policy.max_time_s / 3))
+    out = {"device_time_s_median": st.median, "device_time_s_iqr": st.iqr, "device_time_n": st.n,
+           "device_time_how": "CUDA events around the call on the implementation's own context/stream"}
+    if p.launch is not None and p.sync is not None:
+        per, k = batch_per_call(p.launch, p.sync, single_s=float(np.median(samples)) if samples else None,
+                                budget_s=min(1.0, policy.max_time_s / 3))
+        out.update(batch_s_per_call=per, batch_k=k)
+    return out
 
 
 ON_ERROR = ("raise-if-all", "warn", "record", "raise")
@@ -640,7 +765,7 @@ def _row(run_id, kernel, impl, size, dtype, p, samples, first, error, reference,
     declared = kernel.bytes_moved is not None
     row: dict[str, Any] = {"run_id": run_id, "kernel": kernel.name, "impl": impl.name, "kind": impl.kind,
                            "backend": impl.backend, "size": int(size), "dtype": dtype,
-                           "resident": impl.resident,
+                           "resident": impl.resident, "pinned": impl.pinned,
                            "bytes": int(kernel.bytes_moved(int(size), dtype)) if declared
                            else _nbytes(inputs) + (_nbytes(reference) if reference is not None else 0),
                            "bytes_counted": "declared" if declared else "inputs+outputs",
@@ -678,7 +803,7 @@ def _row(run_id, kernel, impl, size, dtype, p, samples, first, error, reference,
     row["intensity_flop_per_byte"] = row["flops"] / row["bytes"] if row["bytes"] else math.nan  # NaN w/o flops
     model = hw.get(_hw_key(impl))
     if model is not None:
-        row.update(model.percentages(row["gbps"], row["gflops"], dtype))
+        row.update(model.percentages(row["gbps"], row["gflops"], dtype, working_set=row["bytes"]))
     return row
 
 

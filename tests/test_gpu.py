@@ -184,3 +184,33 @@ def test_a_sticky_gpu_error_retires_the_module_without_killing_the_process():
     assert "PROCESS-LIVES" in out
     if "RETIRED" in out:
         assert "ALIVE False" in out and "REFUSED" in out
+
+
+def test_flush_and_events_run_in_futharks_own_context(cuda):
+    """Issue 15: the cold-sample flush and the CUDA events work inside futhark's context (no context switch)."""
+    from futhark_lab import cudadrv
+    x = np.random.default_rng(1).random(1 << 20)
+    xd = cuda.array(x)
+    ctx = cuda.cuda_context(xd)
+    assert ctx == cudadrv.pointer_context(xd.data_ptr())  # the context futhark's memory belongs to
+    flush = cudadrv.ContextFlusher(ctx, 64 << 20)
+    timer = cudadrv.EventTimer(ctx)
+    try:
+        flush()
+        span = timer.time(lambda: cuda.sum_squares(xd))
+        assert 0 < span < 0.5
+        assert float(cuda.sum_squares(xd)) == pytest.approx(np.sum(x * x), rel=1e-12)
+    finally:
+        timer.close()
+        flush.close()
+
+
+def test_async_launches_and_pinned_inputs(cuda):
+    from futhark_lab import cudadrv
+    x = np.random.default_rng(2).random(1 << 20)
+    xp = cudadrv.pinned_copy(x)
+    assert float(cuda.sum_squares(xp)) == pytest.approx(np.sum(x * x), rel=1e-12)  # copied from page-locked memory
+    xd = cuda.array(xp)
+    results = [cuda.sum_squares.call_async(xd) for _ in range(5)]
+    cuda.sync()
+    assert all(float(r) == pytest.approx(np.sum(x * x), rel=1e-12) for r in results)

@@ -1,0 +1,82 @@
+"""Do CPU implementations slow each other down when a sweep interleaves them?  Each implementation's median in a
+mixed sweep (futhark multicore, PyTorch CPU, NumPy: three thread pools) against the same sweep with that
+implementation alone, in a fresh process: the mixed sweep as futhark-lab runs it (each implementation's samples a
+block per round), with a warm-up past the other pools' spin time before each block (sweep.ISOLATE_CPU_POOLS), and
+with the other libraries' BLAS/OpenMP pools also held to one thread per block by threadpoolctl (sweep.POOL_LIMITS).
+Target (issue 15): mixed no slower than alone beyond noise (ratio <= 1 + max(10%, 3 x the points' CI half-widths)).
+
+    python benchmarks/cpu_interplay.py [--sizes 10000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+IMPLS = ["futhark-multicore", "torch-cpu-dot", "numpy"]
+
+
+def run(names: list[str], sizes: list[int], isolate: bool, limits: bool = False) -> dict:
+    """Medians (and CI half-widths) per (impl, size) of one sweep in a fresh process."""
+    code = f"""
+import json, sys, tempfile
+sys.path.insert(0, {str(ROOT)!r})
+import kernels.suite as suite
+from futhark_lab import sweep as sw
+from futhark_lab.timing import Policy
+sw.ISOLATE_CPU_POOLS = {isolate}
+sw.POOL_LIMITS = {limits}
+every = {{"futhark-multicore": sw.futhark("multicore"), "torch-cpu-dot": sw.torch("cpu", "dot"),
+          "numpy": sw.numpy_impl()}}
+df = sw.sweep(suite.get("dot"), [every[n] for n in {names!r}], sizes={sizes!r}, dtypes=["f64"],
+              results=tempfile.mkdtemp(), policy=Policy(max_time_s=1.5, min_time_s=0.3), progress=False,
+              hardware=None)
+print(json.dumps([[r.impl, int(r.size), r.time_s_median, (r.time_s_ci_high - r.time_s_ci_low) / 2 / r.time_s_median]
+                  for r in df.itertuples()]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return {(i, n): (t, ci) for i, n, t, ci in json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,1000000")
+    a = ap.parse_args()
+    sizes = [int(float(s)) for s in a.sizes.split(",")]
+    import numpy as np
+    import torch
+    from threadpoolctl import threadpool_info
+    np.dot(np.ones(2), np.ones(2))  # load both pools before asking threadpoolctl about them
+    torch.dot(torch.ones(2), torch.ones(2))
+    pools = ", ".join(f"{p['internal_api']} ({p['num_threads']} threads)" for p in threadpool_info())
+    print(f"dot (f64), sweep of 3 rounds per point; thread pools: {pools}; futhark multicore: its own scheduler")
+    alone: dict = {}
+    for name in IMPLS:
+        alone.update(run([name], sizes, True))
+    mixed = run(IMPLS, sizes, False)          # the sweep as it runs by default: blocks of samples per round
+    shared = run(IMPLS, sizes, True)          # plus a warm-up past the other pools' spin time per block
+    limited = run(IMPLS, sizes, True, limits=True)
+    ok = True
+    print(f"{'impl':<18} {'n':>9} {'alone':>11} {'mixed':>11} {'ratio':>6}  {'+warm-up':>13} {'ratio':>6}  "
+          f"{'threadpoolctl':>13} {'ratio':>6}")
+    for name in IMPLS:
+        for n in sizes:
+            (ta, ca), (tm, cm), (ts, _) = alone[(name, n)], mixed[(name, n)], shared[(name, n)]
+            tl = limited[(name, n)][0]
+            tol = max(0.10, 3 * max(ca, cm))
+            good = tm / ta - 1 <= tol  # slowed down by the others: slower than alone beyond the noise
+            ok &= good
+            print(f"{name:<18} {n:>9,} {ta * 1e6:>8.1f} us {tm * 1e6:>8.1f} us {tm / ta:>6.2f}  {ts * 1e6:>10.1f} us "
+                  f"{ts / ta:>6.2f}  {tl * 1e6:>10.1f} us {tl / ta:>6.2f}  "
+                  f"{'within noise' if good else 'SLOWED'} (tolerance {tol:.0%})")
+    print(f"target: every implementation's mixed time within noise of its time alone: {'MET' if ok else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The few CUDA driver-API calls futhark-lab makes itself (through ctypes on libcuda, no toolkit needed): working
+inside *another runtime's* context — futhark's — without a context switch.
+
+- ``ContextFlusher``: evict the L2 between cold samples with a memset in the measured context itself (a flush in
+  PyTorch's context would make each cold Futhark sample also pay a GPU context switch).
+- ``EventTimer``: CUDA events recorded on the legacy default stream of a context, around a call; futhark's stream is
+  a blocking stream, so the events order with its work and their difference is the device-side span of the call.
+- ``pinned_empty``: page-locked host memory that every context treats as pinned (CU_MEMHOSTALLOC_PORTABLE), for
+  host→device copies as a careful user stages them.
+
+Every function raises ``CudaUnavailable`` (with the reason) where there is no driver.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import weakref
+from typing import Any
+
+import numpy as np
+
+CU_POINTER_ATTRIBUTE_CONTEXT = 1
+CU_MEMHOSTALLOC_PORTABLE = 1
+CU_EVENT_DEFAULT = 0
+
+
+class CudaUnavailable(RuntimeError):
+    """No CUDA driver (libcuda) in this process, or a driver call failed."""
+
+
+@functools.lru_cache(maxsize=1)
+def _lib() -> Any:
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError as exc:
+        raise CudaUnavailable(f"libcuda.so.1 cannot be loaded ({exc}): no NVIDIA driver here") from None
+    _check(lib.cuInit(0), "cuInit")
+    lib.cuMemAlloc_v2.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
+    lib.cuMemFree_v2.argtypes = [ctypes.c_uint64]
+    lib.cuMemsetD32_v2.argtypes = [ctypes.c_uint64, ctypes.c_uint32, ctypes.c_size_t]
+    lib.cuPointerGetAttribute.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64]
+    lib.cuEventElapsedTime.argtypes = [ctypes.POINTER(ctypes.c_float), ctypes.c_void_p, ctypes.c_void_p]
+    lib.cuEventRecord.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.cuEventSynchronize.argtypes = [ctypes.c_void_p]
+    lib.cuEventDestroy_v2.argtypes = [ctypes.c_void_p]
+    lib.cuCtxPushCurrent_v2.argtypes = [ctypes.c_void_p]
+    lib.cuMemHostAlloc.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.c_uint]
+    lib.cuMemFreeHost.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def available() -> bool:
+    try:
+        _lib()
+        return True
+    except CudaUnavailable:
+        return False
+
+
+def _check(code: int, what: str) -> None:
+    if code != 0:
+        raise CudaUnavailable(f"{what} failed with CUDA error {code}")
+
+
+def current_context() -> int | None:
+    cur = ctypes.c_void_p()
+    return cur.value if _lib().cuCtxGetCurrent(ctypes.byref(cur)) == 0 and cur.value else None
+
+
+def pointer_context(device_pointer: int) -> int:
+    """The context that owns a device allocation (e.g. a futhark array's memory)."""
+    ctx = ctypes.c_void_p()
+    _check(_lib().cuPointerGetAttribute(ctypes.byref(ctx), CU_POINTER_ATTRIBUTE_CONTEXT, int(device_pointer)),
+           "cuPointerGetAttribute(CONTEXT)")
+    return int(ctx.value)
+
+
+class _Current:
+    """``with _Current(ctx):`` makes ctx current on this thread and restores the previous one."""
+
+    def __init__(self, ctx: int):
+        self.ctx = ctx
+
+    def __enter__(self):
+        _check(_lib().cuCtxPushCurrent_v2(ctypes.c_void_p(self.ctx)), "cuCtxPushCurrent")
+
+    def __exit__(self, *exc):
+        popped = ctypes.c_void_p()
+        _lib().cuCtxPopCurrent_v2(ctypes.byref(popped))
+
+
+class ContextFlusher:
+    """Write a buffer of ``nbytes`` (twice the L2, nvbench's l2flush) in context ``ctx`` and wait for it."""
+
+    def __init__(self, ctx: int, nbytes: int):
+        self.ctx, self.nbytes = int(ctx), int(nbytes)
+        self.ptr = ctypes.c_uint64()
+        with _Current(self.ctx):
+            _check(_lib().cuMemAlloc_v2(ctypes.byref(self.ptr), self.nbytes), f"cuMemAlloc({self.nbytes})")
+        self._value = 0
+        self._finalizer = weakref.finalize(self, _free_device, self.ctx, self.ptr.value)
+
+    def __call__(self) -> None:
+        lib = _lib()
+        self._value ^= 0x5A5A5A5A  # a different value each time: every line is really written
+        with _Current(self.ctx):
+            _check(lib.cuMemsetD32_v2(self.ptr.value, self._value, self.nbytes // 4), "cuMemsetD32")
+            _check(lib.cuCtxSynchronize(), "cuCtxSynchronize")
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _free_device(ctx: int, ptr: int) -> None:
+    try:
+        with _Current(ctx):
+            _lib().cuMemFree_v2(ptr)
+    except Exception:  # noqa: BLE001 - at exit the context may be gone
+        pass
+
+
+class EventTimer:
+    """Device-side span of a call: events recorded on context ``ctx``'s legacy default stream before and after.
+
+    The span includes gaps in which the GPU waits for the host to launch the next kernel of the call, but not the
+    host's synchronisation latency after it."""
+
+    def __init__(self, ctx: int):
+        self.ctx = int(ctx)
+        lib = _lib()
+        self.start, self.end = ctypes.c_void_p(), ctypes.c_void_p()
+        with _Current(self.ctx):
+            _check(lib.cuEventCreate(ctypes.byref(self.start), CU_EVENT_DEFAULT), "cuEventCreate")
+            _check(lib.cuEventCreate(ctypes.byref(self.end), CU_EVENT_DEFAULT), "cuEventCreate")
+
+    def time(self, fn) -> float:
+        """Seconds between the events around ``fn()`` (fn may synchronise itself; the events are already placed)."""
+        lib = _lib()
+        with _Current(self.ctx):
+            _check(lib.cuEventRecord(self.start, None), "cuEventRecord")
+        fn()
+        with _Current(self.ctx):
+            _check(lib.cuEventRecord(self.end, None), "cuEventRecord")
+            _check(lib.cuEventSynchronize(self.end), "cuEventSynchronize")
+            ms = ctypes.c_float()
+            _check(lib.cuEventElapsedTime(ctypes.byref(ms), self.start, self.end), "cuEventElapsedTime")
+        return ms.value / 1e3
+
+    def close(self) -> None:
+        lib = _lib()
+        with _Current(self.ctx):
+            lib.cuEventDestroy_v2(self.start)
+            lib.cuEventDestroy_v2(self.end)
+
+
+@functools.lru_cache(maxsize=1)
+def _primary_context() -> int:
+    lib = _lib()
+    dev, ctx = ctypes.c_int(), ctypes.c_void_p()
+    _check(lib.cuDeviceGet(ctypes.byref(dev), 0), "cuDeviceGet")
+    _check(lib.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev), "cuDevicePrimaryCtxRetain")
+    return int(ctx.value)
+
+
+def pinned_empty(shape: int | tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    """A NumPy array in page-locked host memory (portable: pinned for every context, futhark's included); freed
+    when the array is collected."""
+    dt = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    nbytes = max(int(np.prod(shape, dtype=np.int64)) * dt.itemsize, 1)
+    p = ctypes.c_void_p()
+    with _Current(_primary_context()):
+        _check(_lib().cuMemHostAlloc(ctypes.byref(p), nbytes, CU_MEMHOSTALLOC_PORTABLE), f"cuMemHostAlloc({nbytes})")
+    buf = (ctypes.c_byte * nbytes).from_address(p.value)
+    weakref.finalize(buf, _lib().cuMemFreeHost, p.value)
+    return np.frombuffer(buf, dtype=dt, count=int(np.prod(shape, dtype=np.int64))).reshape(shape)
+
+
+def pinned_copy(a: np.ndarray) -> np.ndarray:
+    out = pinned_empty(a.shape, a.dtype)
+    np.copyto(out, a)
+    return out
