@@ -211,6 +211,26 @@ def unflatten_negative(m, b):
 
 
 @case()
+def after_out_of_memory_module_still_works(m, b):
+    """A refused huge allocation must leave nothing behind: futhark 0.25's GPU runtime took the refusal for success
+    and kept a NULL block on its free list, which the next input copy or kernel then used (cuda, H100)."""
+    import numpy as np
+    for _ in range(2):
+        try:
+            m.rep(2**40)
+        except MemoryError:
+            pass
+        except Exception as exc:  # noqa: BLE001
+            raise Outcome("unclear", f"{type(exc).__name__} instead of an out-of-memory error: {str(exc)[:300]}")
+        else:
+            raise Outcome("wrong", "an 8 TiB array was accepted")
+        got = m.array(np.arange(5, dtype=np.int32))
+        expect_value(m.unfl(1, 5, got), [[0, 1, 2, 3, 4]])
+        expect_value(m.rep(3), [1.0, 1.0, 1.0])
+    return "small arrays and calls right after two refused 8 TiB allocations"
+
+
+@case()
 def iota_negative(m, b):
     return expect_error(lambda: m.iota_sum(-5), "iota_sum", "invalid")
 
