@@ -176,6 +176,12 @@ class Context:
                 known = self.tuning_parameters()
                 lib.futhark_context_config_free(cfg)
                 raise ValueError(f"unknown tuning parameter {name!r}; this program has: {', '.join(known) or 'none'}")
+        if o.device is not None and self.backend == "cuda":
+            try:
+                guards.check_cuda_device(o.device)
+            except ValueError:
+                lib.futhark_context_config_free(cfg)
+                raise
         setters = [("device", o.device, "futhark_context_config_set_device"),
                    ("platform", o.platform, "futhark_context_config_set_platform"),
                    ("cache_file", o.cache_file, "futhark_context_config_set_cache_file")]

@@ -58,6 +58,21 @@ def available() -> bool:
         return False
 
 
+def device_names() -> list[str]:
+    """The CUDA devices the driver shows this process, in futhark's order (device #k is the k-th)."""
+    lib = _lib()
+    count = ctypes.c_int()
+    _check(lib.cuDeviceGetCount(ctypes.byref(count)), "cuDeviceGetCount")
+    names = []
+    for i in range(count.value):
+        dev = ctypes.c_int()
+        _check(lib.cuDeviceGet(ctypes.byref(dev), i), "cuDeviceGet")
+        buf = ctypes.create_string_buffer(256)
+        _check(lib.cuDeviceGetName(buf, 255, dev), "cuDeviceGetName")
+        names.append(buf.value.decode(errors="replace"))
+    return names
+
+
 def _check(code: int, what: str) -> None:
     if code != 0:
         raise CudaUnavailable(f"{what} failed with CUDA error {code}")

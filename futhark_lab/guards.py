@@ -64,6 +64,31 @@ def check_num_threads(n: Any) -> int:
     return n
 
 
+def check_cuda_device(device: Any) -> None:
+    """futhark's cuda runtime silently takes the best device when ``device`` matches none: refuse that instead.
+
+    futhark's syntax: ``"NAME"`` (first device whose name contains it), ``"NAME#k"`` / ``"#k"`` (the k-th match).
+    Without a driver nothing is checked here (context creation will say what is missing).
+    """
+    from . import cudadrv
+
+    text = str(device)
+    name, _, num = text.partition("#")
+    try:
+        index = int(num) if num else 0
+    except ValueError:
+        raise ValueError(f"device={text!r}: after '#' comes a device number, e.g. device='#0'") from None
+    try:
+        names = cudadrv.device_names()
+    except cudadrv.CudaUnavailable:
+        return
+    matches = [n for n in names if name in n]
+    if index >= len(matches) or index < 0:
+        listing = ", ".join(f"#{i} {n!r}" for i, n in enumerate(names)) or "none"
+        raise ValueError(f"device={text!r} matches no CUDA device (futhark would silently use another); this "
+                         f"machine has: {listing}. Pass device='#k' or a substring of a device name.")
+
+
 def _thread_limit() -> int:
     limit = 4096
     try:

@@ -243,10 +243,10 @@ class _ModuleCache:
         self.setup_s: dict[tuple, float] = {}
         self.gpu_tools: dict[tuple, tuple] = {}
 
-    def cuda_tools(self, source: Path, impl: Impl, module: Any, array: Any = None) -> tuple:
+    def cuda_tools(self, kernel: Kernel, impl: Impl, module: Any, array: Any = None) -> tuple:
         """(flusher, event timer) working in the module's own CUDA context, made once per module (None, None where
         the driver cannot be reached)."""
-        key = self.key(source, impl)
+        key = self.key(kernel, impl)
         if key not in self.gpu_tools:
             try:
                 from .cudadrv import ContextFlusher, EventTimer
@@ -367,12 +367,12 @@ def prepare(impl: Impl, kernel: Kernel, dtype: str, inputs: tuple, modules: _Mod
             flush = timer = launch = None
             if module.backend == "cuda":
                 first_array = next((a for a in dev_inputs if hasattr(a, "data_ptr")), None)
-                flush, timer = modules.cuda_tools(Path(kernel.source), impl, module, first_array)
+                flush, timer = modules.cuda_tools(kernel, impl, module, first_array)
                 if hasattr(entry, "call_async"):
                     launch = lambda: entry.call_async(*dev_inputs)  # noqa: E731
             return Prepared(lambda: entry(*dev_inputs), _host, dev_name, h2d, module.sync, flush=flush,
                             device_timer=timer, launch=launch)
-        timer = modules.cuda_tools(Path(kernel.source), impl, module)[1] if module.backend == "cuda" else None
+        timer = modules.cuda_tools(kernel, impl, module)[1] if module.backend == "cuda" else None
         return Prepared(lambda: entry(*inputs), _host, dev_name, math.nan, module.sync, device_timer=timer)
     raise ValueError(f"unknown implementation kind {impl.kind!r}")
 

@@ -218,3 +218,17 @@ def test_runner_goes_on_in_a_fresh_child_after_a_case_retires_its_module(tmp_pat
     res = hostile.run_backend("c", child_cmd=[sys.executable, str(script)])
     assert res["retirer"][0] == "clean" and "fresh process" in res["retirer"][1], res
     assert [res[n][0] for n, _, _ in cases if n != "retirer"] == ["clean"] * 3, res
+
+
+def test_a_cuda_device_that_matches_nothing_is_refused(monkeypatch):
+    """futhark's cuda runtime falls back to the best device when the preferred one matches none (seen on the H100:
+    device="NoSuchDevice" ran on the H100); futhark-lab refuses that and lists the devices instead."""
+    from futhark_lab import cudadrv, guards
+    monkeypatch.setattr(cudadrv, "device_names", lambda: ["NVIDIA H100 80GB HBM3"])
+    for ok in ("H100", "#0", "NVIDIA#0", ""):
+        guards.check_cuda_device(ok)
+    for bad in ("NoSuchDevice", "#1", "H100#1"):
+        with pytest.raises(ValueError, match=r"matches no CUDA device.*#0 'NVIDIA H100 80GB HBM3'"):
+            guards.check_cuda_device(bad)
+    with pytest.raises(ValueError, match="device number"):
+        guards.check_cuda_device("#x")

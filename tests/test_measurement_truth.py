@@ -80,3 +80,21 @@ def test_host_bandwidth_uses_every_core():
 
     assert parallel_copy_gbps(8 * 2**20, 2, reps=3) > 0
 
+
+
+def test_cuda_tools_are_keyed_by_kernel_and_fall_back_without_a_driver():
+    """The sweep asks for the own-context flusher/timer per (kernel's program, backend): on a machine without a
+    CUDA driver it gets (None, None), never an exception (an H100 run once failed every cuda point here)."""
+    from futhark_lab import suite
+    from futhark_lab.sweep import _ModuleCache, futhark
+
+    class NoDriverModule:
+        backend = "cuda"
+
+        def cuda_context(self, array=None):
+            raise cudadrv.CudaUnavailable("no libcuda here")
+
+    cache = _ModuleCache()
+    kernel, impl = suite.get("sum_squares"), futhark("cuda")
+    assert cache.cuda_tools(kernel, impl, NoDriverModule()) == (None, None)
+    assert cache.cuda_tools(kernel, impl, NoDriverModule(), object()) == (None, None)  # remembered per key
