@@ -92,6 +92,13 @@ def warnings_for(df: pd.DataFrame) -> list[str]:
             out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,}: {r['gbps']:,.0f} GB/s is above "
                        f"{_over_what(r)} — a measurement bug (a result not waited for, or miscounted bytes), "
                        "not a result")
+    if "above_cache_copy" in df:
+        above = df[df["above_cache_copy"].fillna(False).astype(bool)]
+        if len(above):
+            out.append(f"{len(above)} cache-resident point(s) run above the measured in-cache copy bandwidth ("
+                       + ", ".join(f"{r['impl']}@{r['size']:,}" for _, r in above.head(8).iterrows())
+                       + (" …" if len(above) > 8 else "") + "): reads from cache outrun a copy, so this is no "
+                       "ceiling for them; their % shows how far above it they run")
     if "rel_noise" in df:
         noisy = df[df["rel_noise"] > NOISY]
         if len(noisy):

@@ -56,7 +56,8 @@ def test_cache_resident_points_meet_the_in_cache_ceiling():
     assert small["cache_resident"] and small["ceiling"] == "cache" and not small["over_peak"]
     assert small["pct_ceiling"] == 50.0
     too_fast = hw.percentages(150.0, 1.0, "f64", working_set=8 * 2**20)
-    assert too_fast["over_peak"]  # above even the in-cache ceiling: still a measurement bug
+    # above the in-cache copy: noted, not a "measurement bug" (a reduction reading from cache outruns a copy)
+    assert too_fast["above_cache_copy"] and not too_fast["over_peak"]
     big = hw.percentages(12.0, 1.0, "f64", working_set=800 * 2**20)
     assert big["ceiling"] == "memory" and big["over_peak"]
 
