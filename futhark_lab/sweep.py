@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import FutharkLabError
-from .timing import Measurement, Policy, Stats, measure
+from .timing import Measurement, Policy, Stats, entry_synchronised, measure
 
 DTYPES = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64,
           "u8": np.uint8}
@@ -232,6 +232,8 @@ class Prepared:
     flush: Callable[[], None] | None = None     # cache flush in the implementation's own context (cold samples)
     device_timer: Any = None                    # .time(fn) -> device-side span (CUDA events)
     launch: Callable[[], Any] | None = None     # the call without its synchronisation (batch figure)
+    call_syncs: bool = False                    # the call itself synchronises (Futhark entry points)
+
 
 
 class _ModuleCache:
@@ -371,9 +373,10 @@ def prepare(impl: Impl, kernel: Kernel, dtype: str, inputs: tuple, modules: _Mod
                 if hasattr(entry, "call_async"):
                     launch = lambda: entry.call_async(*dev_inputs)  # noqa: E731
             return Prepared(lambda: entry(*dev_inputs), _host, dev_name, h2d, module.sync, flush=flush,
-                            device_timer=timer, launch=launch)
+                            device_timer=timer, launch=launch, call_syncs=True)
         timer = modules.cuda_tools(kernel, impl, module)[1] if module.backend == "cuda" else None
-        return Prepared(lambda: entry(*inputs), _host, dev_name, math.nan, module.sync, device_timer=timer)
+        return Prepared(lambda: entry(*inputs), _host, dev_name, math.nan, module.sync, device_timer=timer,
+                        call_syncs=True)
     raise ValueError(f"unknown implementation kind {impl.kind!r}")
 
 
@@ -607,7 +610,9 @@ def sweep(
                         continue
                     try:
                         with _own_pools(impl, cpu_mixed):
-                            m = measure(p.call, device=p.measure_device if p.sync is None else "cpu", sync=p.sync,
+                            sample_sync = entry_synchronised if p.call_syncs else p.sync
+                            m = measure(p.call, device=p.measure_device if p.sync is None else "cpu",
+                                        sync=sample_sync,
                                         policy=per_round_cpu if cpu_mixed and _hw_key(impl) == "cpu" else per_round,
                                         keep_result=(r == 0),
                                         flush=(p.flush or flushers.get(_hw_key(impl))) if policy.cold and r == 0

@@ -1,7 +1,7 @@
 """Run a program's ``-- ==`` datasets through futhark-lab's binding on several backends, into sweep-shaped rows.
 
 Per dataset and backend: the inputs go to the device once (``h2d_s``), the entry point is measured by
-``timing.measure`` (a call plus ``futhark_context_sync`` per sample, the first call apart, warm-up, stop on the CI of
+``timing.measure`` (a call, which synchronises inside, per sample, the first call apart, warm-up, stop on the CI of
 the median), backends interleaved in rounds as in sweeps; the result comes back (``d2h_s``) and is checked against
 ``output { … }`` (or, for ``auto output``, the ``c`` backend's answer) with ``futhark test``'s tolerance.  Inputs an
 entry point consumes (unique parameters) are copied in afresh before every sample, untimed, as futhark bench
@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..sweep import RunStore, load_run, new_run_id
-from ..timing import Policy, Stats, measure
+from ..timing import Policy, Stats, entry_synchronised, measure
 from . import datasets as ds
 from .spec import ProgramSpec, SpecError, TestRun, excluded, program_key, read
 
@@ -234,7 +234,7 @@ def _measure_case(run_id, name, path, key, entry, run, backends, modules, setup_
             if isinstance(p, Exception) or b in errors:
                 continue
             try:
-                m = measure(p["call"], sync=p["sync"], policy=policy, setup=p["setup"])
+                m = measure(p["call"], sync=entry_synchronised, policy=policy, setup=p["setup"])
             except Exception as exc:  # noqa: BLE001
                 errors[b] = f"{type(exc).__name__}: {exc}"
                 continue
