@@ -391,6 +391,8 @@ def _staged(impl: Impl, inputs: tuple) -> tuple:
 
 def _futhark_device_name(module: Any) -> str:
     ctx = module.context
+    if module.backend in ("c", "multicore", "ispc", "python"):
+        return "host CPU"  # one name for every implementation on the host, so they share its ceilings
     if hasattr(ctx, "device_name"):
         return f"{ctx.platform_name()}: {ctx.device_name()}".strip(": ")
     if module.backend in ("c", "multicore", "ispc"):
