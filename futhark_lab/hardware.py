@@ -193,13 +193,8 @@ def cuda_attributes(device: int = 0) -> dict:
 
 def cuda_device_name(device: int = 0) -> str:
     """The device's name from the driver API (no PyTorch needed)."""
-    lib = ctypes.CDLL("libcuda.so.1")
-    lib.cuInit(0)
-    dev = ctypes.c_int()
-    lib.cuDeviceGet(ctypes.byref(dev), device)
-    buf = ctypes.create_string_buffer(256)
-    lib.cuDeviceGetName(buf, 256, dev)
-    return buf.value.decode()
+    from .cudadrv import device_names
+    return device_names()[device]
 
 
 def measure_cuda(nbytes: int = 2 * 2**30) -> HardwareModel:
