@@ -99,16 +99,8 @@ def _best_time(fn, reps: int) -> float:
 
 def _cache_bytes(level: int) -> int:
     """Size of cpu0's data/unified cache of a level, from sysfs (0 if unknown)."""
-    import glob
-
-    for d in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
-        try:
-            if int(open(f"{d}/level").read()) == level and open(f"{d}/type").read().strip() != "Instruction":
-                text = open(f"{d}/size").read().strip()
-                return int(text.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1], 1)
-        except (OSError, ValueError):
-            continue
-    return 0
+    from .timing import sysfs_caches
+    return next((size for lvl, kind, size in sysfs_caches() if lvl == level and kind != "Instruction"), 0)
 
 
 def _threads() -> int:

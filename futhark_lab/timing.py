@@ -99,19 +99,24 @@ class CacheFlusher:
         self._flush()
 
 
-def _llc_bytes() -> int:
-    """Last-level cache size from sysfs (default 32 MiB)."""
+def sysfs_caches() -> list[tuple[int, str, int]]:
+    """cpu0's caches from sysfs as (level, type, bytes); empty where sysfs says nothing."""
     import glob
 
-    best = 0
-    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+    out = []
+    for d in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
         try:
-            text = open(path).read().strip()
-            mult = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1], 1)
-            best = max(best, int(text.rstrip("KMG")) * mult)
+            text = open(f"{d}/size").read().strip()
+            size = int(text.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1], 1)
+            out.append((int(open(f"{d}/level").read()), open(f"{d}/type").read().strip(), size))
         except (OSError, ValueError):
             continue
-    return best or 32 * 2**20
+    return out
+
+
+def _llc_bytes() -> int:
+    """Last-level cache size from sysfs (default 32 MiB)."""
+    return max((size for _, _, size in sysfs_caches()), default=0) or 32 * 2**20
 
 
 # --------------------------------------------------------------------------- statistics
