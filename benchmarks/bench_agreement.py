@@ -14,9 +14,9 @@ A GPU machine without futhark (CUDA): prepare here, carry the directory, run the
     python benchmarks/bench_agreement.py --prepare-gpu gpu-agreement      # here: programs, data, generated code
     python benchmarks/bench_agreement.py --gpu gpu-agreement              # there (FUTHARK_LAB_GENERATED is set)
 
-  There the reference is the executable `futhark cuda` makes (its C, generated here, compiled there) run as
-  `./prog -e ENTRY -r N -t times.txt -n < data` (one warm-up run, then N runs, each entry + sync, whole µs), as
-  futhark bench timed programs before its server mode.
+  There the reference is what futhark bench measures: the program built by `futhark cuda --server` (its C generated
+  here, compiled there), driven by benchmarks/futhark_server_ref.py exactly as futhark bench drives it (inputs
+  restored once, one warm-up call, then `call`s; the server times entry + sync in C, whole µs).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 PROGRAMS = {
     "sum_squares.fut": """\
@@ -169,33 +170,37 @@ def prepare_gpu(out: Path, backend: str = "cuda") -> None:
 
     fut = find_futhark()
     write_programs(out, data=False)        # the data is made where it runs (seeded), so it need not be carried
-    (out / "standalone").mkdir(exist_ok=True)
+    (out / "server").mkdir(exist_ok=True)
     for name in PROGRAMS:
         export_generated(out / name, backend, out / "gen")
-        exe = out / "standalone" / Path(name).stem
-        # the C of futhark's own executable; linking fails here for cuda (no libcuda/NVRTC), the .c stays
-        subprocess.run([fut.path, backend, str(out / name), "-o", str(exe)], capture_output=True, text=True)
+        exe = out / "server" / Path(name).stem
+        # the C of futhark's own server executable (what futhark bench runs); linking fails here for cuda (no
+        # libcuda/NVRTC), the .c stays
+        subprocess.run([fut.path, backend, "--server", str(out / name), "-o", str(exe)], capture_output=True,
+                       text=True)
         if not exe.with_suffix(".c").exists():
-            raise SystemExit(f"futhark cuda {name} wrote no C file")
+            raise SystemExit(f"futhark {backend} --server {name} wrote no C file")
     (out / "meta.json").write_text(json.dumps({"futhark_version": list(fut.version), "backend": backend,
                                                "futhark_version_text": fut.version_text}))
     print(f"prepared {out}; on the GPU machine, from a checkout of futhark-lab with this directory next to it:\n"
           f"  python benchmarks/bench_agreement.py --gpu {out.name}   (it sets FUTHARK_LAB_GENERATED={out.name}/gen)")
 
 
-def gpu(work: Path, runs: int) -> None:
+def gpu(work: Path, seconds: float, rounds: int) -> None:
     from futhark_lab import compiler
     from futhark_lab.bench.spec import program_key, read
+    from futhark_lab.timing import Policy
+    from futhark_server_ref import server_runtimes
 
     work = work.resolve()
     os.environ.setdefault("FUTHARK_LAB_GENERATED", str(work / "gen"))
     meta = json.loads((work / "meta.json").read_text())
     backend = meta.get("backend", "cuda")
     fake = compiler.FutharkCompiler("absent", tuple(meta["futhark_version"]), meta["futhark_version_text"])
-    build = work / "standalone"
+    build = work / "server"
     if not (work / "data").is_dir():
         write_programs(work)
-    exes = {}
+    servers = {}
     for name in PROGRAMS:
         cflags, libs = compiler.c_flags(backend, fake, build)
         cflags = [f for f in cflags if f != "-fPIC"]
@@ -204,40 +209,40 @@ def gpu(work: Path, runs: int) -> None:
         proc = subprocess.run(cc, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cc)} failed:\n{proc.stderr[-3000:]}")
-        exes[name] = exe
+        servers[name] = exe
 
-    def standalone() -> dict:
-        out = {}
-        for name, exe in exes.items():
+    from futhark_lab.sweep import new_run_id
+    policy = Policy(min_samples=10, min_time_s=seconds, max_time_s=seconds, max_noise=0.0, max_samples=10**6)
+    ref: dict = {}
+    labs: dict = {}
+    for r in range(rounds):          # alternating: futhark's server, then futhark-lab, per program
+        for name, exe in servers.items():
             for io in read(work / name).cases:
                 for run in io.runs:
-                    data = work / run.input.path
-                    raw = gzip.decompress(data.read_bytes()) if data.suffix == ".gz" else data.read_bytes()
-                    times = build / "times.txt"
-                    proc = subprocess.run([str(exe), "-e", io.entry, "-r", str(runs), "-t", str(times), "-n"],
-                                          input=raw, capture_output=True, timeout=1800)
-                    if proc.returncode != 0:
-                        raise SystemExit(f"{exe} failed: {proc.stderr.decode(errors='replace')[-2000:]}")
-                    out[(program_key(name, io.entry), run.description)] = [int(x) for x in times.read_text().split()]
-        return out
-
-    before = standalone()            # futhark's executable, then futhark-lab, then futhark's again
-    from futhark_lab.sweep import new_run_id
-    lab = lab_bench(work, backend, work / "results", run_id=new_run_id(f"lab-{backend}"))   # fresh: no resume
-    after = standalone()
+                    us = server_runtimes(exe, io.entry, work / run.input.path, min_time_s=seconds) * 1e6
+                    ref.setdefault((program_key(name, io.entry), run.description), []).append(us)
+            lab = lab_bench(work, backend, work / "results", run_id=new_run_id(f"lab-{backend}"), programs=[name],
+                            policy=policy)
+            for _, row in lab.iterrows():
+                labs.setdefault((row["kernel"], row["dataset"]), []).append(row)
     rows = []
-    for key, us in before.items():
-        mine = lab[(lab["kernel"] == key[0]) & (lab["dataset"] == key[1])]
-        ref = float(np.median([np.median(us), np.median(after[key])]))
-        lab_us = float(mine["time_s_median"].iloc[0]) * 1e6
-        rows.append({"kernel": key[0], "dataset": key[1], "backend": backend, "ref_us": ref, "lab_us": lab_us,
-                     "ratio": lab_us / ref if ref > 0 else float("nan"),
-                     "min_ratio": float(mine["time_s_min"].iloc[0]) * 1e6 / min(us + after[key]),
-                     "spread": f"{np.median(us):.0f}/{np.median(after[key]):.0f} µs"})
-    dev = lab["device"].iloc[0] if "device" in lab else "?"
+    for key, runs in ref.items():
+        mine = labs[key]
+        ref_us = float(np.median([np.median(u) for u in runs]))
+        lab_us = float(np.median([m["time_s_median"] for m in mine])) * 1e6
+        host_us = float(np.median([m.get("host_time_s_median", np.nan) for m in mine])) * 1e6
+        rows.append({"kernel": key[0], "dataset": key[1], "backend": backend, "ref_us": ref_us, "lab_us": lab_us,
+                     "ratio": lab_us / ref_us if ref_us > 0 else float("nan"),
+                     "min_ratio": min(m["time_s_min"] for m in mine) * 1e6 / min(u.min() for u in runs),
+                     "spread": "/".join(f"{np.median(u):.0f}" for u in runs) + " µs; lab: " +
+                               "/".join(f"{m['time_s_median'] * 1e6:.1f}" for m in mine) +
+                               f"; lab's host clock {host_us:.1f}"})
+    dev = mine[0].get("device", "?")
     print(f"{backend} on {dev}; futhark {meta['futhark_version_text'].splitlines()[0]} (code generated elsewhere); "
-          f"futhark's executable -r {runs} -t (median) against futhark-lab bench (median)")
-    print(table(rows, "futhark -r -t"))
+          f"futhark's server driven as futhark bench drives it (benchmarks/futhark_server_ref.py: inputs restored "
+          f"once, a warm-up call, then calls whose `runtime:` the server prints) against futhark-lab bench; "
+          f"{rounds} alternating rounds of {seconds:g} s each side; medians of the rounds' medians")
+    print(table(rows, "futhark bench"))
     met = sum(abs(r["ratio"] - 1) <= THRESHOLD for r in rows)
     print(f"{met} of {len(rows)} datasets within 5%")
 
@@ -248,15 +253,15 @@ def main() -> None:
     ap.add_argument("--prepare-gpu", type=Path, metavar="DIR")
     ap.add_argument("--gpu", type=Path, metavar="DIR")
     ap.add_argument("--backend", default="cuda", help="--prepare-gpu: the backend (cuda; c to try the path here)")
-    ap.add_argument("--runs", type=int, default=200, help="runs of futhark's executable in --gpu mode")
-    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds per backend (CPU mode)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="--gpu: seconds of runs per measurement, each side")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 5 on CPUs, 3 in --gpu)")
     a = ap.parse_args()
     if a.prepare_gpu:
         prepare_gpu(a.prepare_gpu, a.backend)
     elif a.gpu:
-        gpu(a.gpu, a.runs)
+        gpu(a.gpu, a.seconds, a.rounds or 3)
     else:
-        cpu([b for b in a.backends.split(",") if b], a.rounds)
+        cpu([b for b in a.backends.split(",") if b], a.rounds or 5)
 
 
 if __name__ == "__main__":

@@ -460,6 +460,7 @@ class EntryFunction:
         # context's lock, so a call allocates nothing but its result
         self._helper = _symbol(module.context.lib, helper_name(entry.cfun))  # None: a build without helpers
         self._sync_flag = 0 if self._sync is None else 1
+        self._last_ns = _symbol(module.context.lib, "futhark_lab_last_ns") if self._helper is not None else None
         self._outs = [module.context.ffi.new(ct) for ct in self._ctypes_out]
         self._nargs = len(entry.inputs)
         self._wraps = [self._wrapper(o.type) for o in entry.outputs]
@@ -609,6 +610,13 @@ class EntryFunction:
             raise TypeError(f"{e.name}() takes {self._nargs} argument(s) "
                             f"({', '.join(p.name for p in e.inputs)}), {len(args)} given")
         return self._invoke(args, self._sync_flag)
+
+    def last_runtime_s(self) -> float | None:
+        """How long this thread's last call of an entry point of this module took inside C: entry point +
+        synchronisation on CLOCK_MONOTONIC, as futhark's server times a `call` for futhark bench (the binding's
+        Python work is outside it).  None for a library built without futhark-lab's call helpers."""
+        last = self._last_ns
+        return None if last is None else last() * 1e-9
 
     def call_async(self, *args: Any) -> Any:
         """Call without the final synchronisation (GPU backends): the work may still run when this returns.

@@ -117,7 +117,9 @@ def call_helpers(m: Manifest) -> tuple[str, str]:
     """(declarations, C definitions) of one call helper per entry point, compiled into the library itself (so the
     ABI-mode binding has them too; ``compiler`` appends them to futhark's C and their prototypes to its header):
     ``int futhark_lab_call_<cfun>(ctx, int sync, outs..., ins...)`` = the entry point, then (if ``sync`` and the
-    call succeeded) ``futhark_context_sync``; a failed sync returns its code plus SYNC_FAILED."""
+    call succeeded) ``futhark_context_sync``; a failed sync returns its code plus SYNC_FAILED.  Each helper also
+    times itself on CLOCK_MONOTONIC, as futhark's server times a `call` (entry point + sync, nothing of Python's):
+    ``futhark_lab_last_ns()`` reads the calling thread's last duration."""
     decls, defs = [], []
     for e in m.entry_points.values():
         outs, ins = _entry_params(m, e)
@@ -125,15 +127,21 @@ def call_helpers(m: Manifest) -> tuple[str, str]:
         args = ", ".join(["ctx"] + [f"out{i}" for i in range(len(outs))] + [f"in{i}" for i in range(len(ins))])
         decls.append(f"int {helper_name(e.cfun)}({params});")
         defs.append(f"int {helper_name(e.cfun)}({params}) {{\n"
+                    f"  int64_t t0 = futhark_lab_now();\n"
                     f"  int r = {e.cfun}({args});\n"
-                    f"  if (r != 0 || !sync) return r;\n"
-                    f"  r = futhark_context_sync(ctx);\n"
-                    f"  return r == 0 ? 0 : r + {SYNC_FAILED};\n}}")
+                    f"  if (r == 0 && sync) {{ r = futhark_context_sync(ctx); if (r != 0) r += {SYNC_FAILED}; }}\n"
+                    f"  futhark_lab_ns = futhark_lab_now() - t0;\n"
+                    f"  return r;\n}}")
     # single-output entry points: the result comes back as the return value (no output slot to share between
     # threads, so no lock on the hot path); on failure a sentinel is returned and the code is kept per thread
-    defs.insert(0, "#include <math.h>\n#include <stdint.h>\nstatic __thread int futhark_lab_code;\n"
-                   "int futhark_lab_last_code(void) { return futhark_lab_code; }")
-    decls.insert(0, "int futhark_lab_last_code(void);")
+    defs.insert(0, "#include <math.h>\n#include <stdint.h>\n#include <time.h>\n"
+                   "static __thread int futhark_lab_code;\nstatic __thread int64_t futhark_lab_ns;\n"
+                   "int futhark_lab_last_code(void) { return futhark_lab_code; }\n"
+                   "int64_t futhark_lab_last_ns(void) { return futhark_lab_ns; }\n"
+                   "static inline int64_t futhark_lab_now(void) {\n"
+                   "  struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);\n"
+                   "  return (int64_t) t.tv_sec * 1000000000 + t.tv_nsec;\n}")
+    decls.insert(0, "int futhark_lab_last_code(void);\nint64_t futhark_lab_last_ns(void);")
     for e in m.entry_points.values():
         if len(e.outputs) != 1:
             continue
@@ -144,8 +152,10 @@ def call_helpers(m: Manifest) -> tuple[str, str]:
         decls.append(f"{rtype} {value_helper_name(e.cfun)}({params});")
         defs.append(f"{rtype} {value_helper_name(e.cfun)}({params}) {{\n"
                     f"  {rtype} out;\n"
+                    f"  int64_t t0 = futhark_lab_now();\n"
                     f"  int r = {e.cfun}({args});\n"
                     f"  if (r == 0 && sync) {{ r = futhark_context_sync(ctx); if (r != 0) r += {SYNC_FAILED}; }}\n"
+                    f"  futhark_lab_ns = futhark_lab_now() - t0;\n"
                     f"  futhark_lab_code = r;\n"
                     f"  return r == 0 ? out : ({rtype}) {sentinel_c(e.outputs[0].type)};\n}}")
     return "\n".join(decls), "\n".join(defs)

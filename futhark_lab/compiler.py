@@ -32,7 +32,7 @@ ALL_BACKENDS = C_BACKENDS + PY_BACKENDS
 GPU_BACKENDS = ("opencl", "cuda", "hip", "pyopencl")
 
 #: Bump when the binding or build recipe changes in a way that invalidates cached builds.
-BUILD_FORMAT = 13
+BUILD_FORMAT = 14
 
 #: Minimum compiler we support, and features that need newer ones.
 MIN_FUTHARK = (0, 25, 27)

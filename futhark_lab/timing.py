@@ -197,13 +197,19 @@ class Measurement:
     cold_samples_s: list[float] = dataclasses.field(default_factory=list)
     cold_stats: Stats | None = None
     result: Any = None
+    #: what a sample is: the host clock around call + sync, or the callee's own timing of itself (``runtime``)
+    timer: str = "host clock around call + sync"
+    #: with ``runtime``: the host clock's time of the same calls, so the binding's own cost stays visible
+    host_samples_s: list[float] = dataclasses.field(default_factory=list)
 
     def summary(self) -> dict[str, float | int | str]:
         s = self.stats
         d = {"time_s_median": s.median, "time_s_q1": s.q1, "time_s_q3": s.q3, "time_s_iqr": s.iqr,
              "time_s_mean": s.mean, "time_s_std": s.std, "time_s_min": s.min, "time_s_ci_low": s.ci_low,
              "time_s_ci_high": s.ci_high, "n": s.n, "rel_noise": s.rel_noise, "first_call_s": self.first_call_s,
-             "sync": self.sync, "stop_reason": self.stop_reason}
+             "sync": self.sync, "stop_reason": self.stop_reason, "timer": self.timer}
+        if self.host_samples_s:
+            d["host_time_s_median"] = float(np.median(self.host_samples_s))
         if self.cold_stats is not None:
             c = self.cold_stats
             d.update({"cold_time_s_median": c.median, "cold_time_s_iqr": c.iqr, "cold_n": c.n})
@@ -228,9 +234,13 @@ def measure(
     clock: Callable[[], float] = time.perf_counter,
     keep_result: bool = False,
     setup: Callable[[], None] | None = None,
+    runtime: Callable[[], float | None] | None = None,
 ) -> Measurement:
     """Time ``fn`` (no arguments) honestly; see the module docstring for the method.  ``setup``, if given, runs
-    untimed before every call (fresh copies of inputs that an entry point consumes, as futhark bench reloads them)."""
+    untimed before every call (fresh copies of inputs that an entry point consumes, as futhark bench reloads them).
+    ``runtime``, if given, returns the duration the callee measured of its own last call (a Futhark entry point's
+    ``last_runtime_s``: entry + sync timed in C, futhark bench's definition); samples are then those durations, and
+    the host clock's times of the same calls are kept beside them (``host_samples_s``)."""
     policy = policy or Policy()
     if sync is not None:
         sync_fn, sync_name = sync, getattr(sync, "__qualname__", "custom")
@@ -250,18 +260,27 @@ def measure(
     if not keep_result:
         result = None
 
+    host: list[float] = []
+
     def one() -> float:
         if setup is not None:
             setup()
         t = clock()
         fn()
         sync_fn()
-        return clock() - t
+        wall = clock() - t
+        if runtime is None:
+            return wall
+        host.append(wall)
+        return runtime()
 
+    if runtime is not None and runtime() is None:
+        runtime = None                     # the callee cannot time itself (a build without futhark-lab's helpers)
     # warm-up by time (the first call above is already discarded)
     end = clock() + policy.warmup_s
     while clock() < end:
         one()
+    host.clear()
 
     samples: list[float] = []
     start = clock()
@@ -277,6 +296,9 @@ def measure(
             stop = "max_time"
             break
     m = Measurement(samples, Stats.of(samples), first, sync_name, stop, result=result)
+    if runtime is not None:
+        m.timer = "inside the call: entry point + sync on the C side's monotonic clock (as futhark's server)"
+        m.host_samples_s = list(host)
 
     if policy.cold or flush is not None:
         flusher = flush or CacheFlusher("cuda" if device.startswith("cuda") else "cpu")

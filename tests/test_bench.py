@@ -372,3 +372,38 @@ entry pair (xs: []f32): (f32, []f32) = (f32.sum xs, map (+1) xs)
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     assert json.loads(p.stdout.splitlines()[-1]) == ["p.fut:pair", "[1000000]f32", mem, None]
+
+
+@needs_futhark
+def test_bench_samples_are_the_calls_own_c_timing(lab_run):
+    """futhark bench's runtime is entry + sync timed in C by the server; bench samples are the same quantity (the call
+    helper's clock), with the host clock's time of the same calls beside them."""
+    ok = lab_run[lab_run["error"].isna()]
+    assert (ok["timer"].str.startswith("inside the call")).all()
+    big = ok[(ok["kernel"] == "prog.fut:sum_sq") & (ok["dataset"] == "big")]
+    for _, row in big.iterrows():
+        assert 0 < row["time_s_median"] <= row["host_time_s_median"]
+        assert row["time_s_median"] > 0.5 * row["host_time_s_median"]   # 1e6 elements: the work, not the clock
+
+
+@needs_futhark
+def test_server_reference_drives_futhark_server_as_futhark_bench(program, tmp_path):
+    """benchmarks/futhark_server_ref.py (the reference on machines without futhark): a real server built by
+    `futhark c --server`, a text data file, and an entry point that consumes its input (reloaded per run)."""
+    import futhark_data
+
+    from futhark_lab.compiler import find_futhark
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from futhark_server_ref import server_runtimes
+
+    exe = tmp_path / "prog"
+    proc = subprocess.run([find_futhark().path, "c", "--server", str(program / "prog.fut"), "-o", str(exe)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    t = server_runtimes(exe, "sum_sq", program / "data" / "xs.in", runs=7, min_time_s=0.0)
+    assert len(t) == 7 and (t > 0).all()
+    text = tmp_path / "ints.in"
+    text.write_text("[" + ", ".join(f"{i}i32" for i in range(10)) + "]\n")          # the textual format
+    t = server_runtimes(exe, "inc", text, runs=4, min_time_s=0.0)          # *[]i32: restored again after each
+    assert len(t) == 4

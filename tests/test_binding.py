@@ -50,6 +50,23 @@ def test_sum_squares_matches_numpy(prog):
     assert prog.sum_squares(xs) == pytest.approx(np.sum(xs * xs), rel=1e-12)
 
 
+def test_last_runtime_is_the_calls_own_time(prog):
+    """Every entry call times itself in C (entry + sync, as futhark's server does for futhark bench): positive,
+    per entry point of the calling thread, and never longer than the call seen from Python."""
+    import time
+
+    if prog.backend in ("python", "pyopencl"):
+        assert not hasattr(prog.sum_squares, "last_runtime_s")
+        return
+    xs = prog.array(np.random.default_rng(3).random(200_000))
+    for fn, args in ((prog.sum_squares, (xs,)), (prog.min_max, (np.array([5, -3], dtype=np.int32),))):
+        t = time.perf_counter()
+        fn(*args)
+        wall = time.perf_counter() - t
+        inner = fn.last_runtime_s()
+        assert 0 < inner <= wall
+
+
 def test_tuple_results(prog):
     xs = np.array([5, -3, 9, 0], dtype=np.int32)
     assert tuple(prog.min_max(xs)) == (-3, 9)

@@ -131,3 +131,18 @@ def test_asynchronous_results_are_detected_and_synchronised():
     m = measure(launch, policy=FAST)
     assert "pyopencl" in m.sync
     assert m.stats.median >= 0.5 * true_time, (m.stats.median, enqueue, true_time)
+
+
+def test_runtime_reported_by_the_callee_replaces_the_host_clock():
+    """``measure(runtime=...)``: samples are the callee's own timing (a Futhark entry point's ``last_runtime_s``), the
+    host clock's times of the same calls kept beside them; a callee that cannot time itself falls back."""
+    from futhark_lab.timing import Policy, measure
+
+    calls = []
+    m = measure(lambda: calls.append(1), runtime=lambda: 1e-3, policy=Policy(min_samples=5, min_time_s=0.0,
+                                                                                max_time_s=0.05))
+    assert m.samples_s and all(s == 1e-3 for s in m.samples_s)
+    assert len(m.host_samples_s) == len(m.samples_s) and all(0 < h < 1e-3 for h in m.host_samples_s)
+    assert m.timer.startswith("inside the call") and m.summary()["host_time_s_median"] < 1e-3
+    m = measure(lambda: None, runtime=lambda: None, policy=Policy(min_samples=5, min_time_s=0.0, max_time_s=0.05))
+    assert m.timer.startswith("host clock") and not m.host_samples_s and all(s < 1e-3 for s in m.samples_s)

@@ -2,8 +2,11 @@
 
 Per dataset and backend: the inputs go to the device once (``h2d_s``), the entry point is measured by
 ``timing.measure`` (a call, which synchronises inside, per sample, the first call apart, warm-up, stop on the CI of
-the median), backends interleaved in rounds as in sweeps; the result comes back (``d2h_s``) and is checked against
-``output { … }`` (or, for ``auto output``, the ``c`` backend's answer) with ``futhark test``'s tolerance.  Inputs an
+the median), backends interleaved in rounds as in sweeps.  A sample is what futhark's server reports to futhark
+bench: entry point + sync timed in C (the call helper's own clock, ``last_runtime_s``), so the binding's Python work
+is not in it; the host clock's median of the same calls is kept as ``host_time_s_median``.  Then the result comes
+back (``d2h_s``) and is checked against ``output { … }`` (or, for ``auto output``, the ``c`` backend's answer) with
+``futhark test``'s tolerance.  Inputs an
 entry point consumes (unique parameters) are copied in afresh before every sample, untimed, as futhark bench
 reloads them.  Rows go to ``results/<run-id>/points.jsonl`` as they finish, so an interrupted run resumes.
 """
@@ -226,6 +229,7 @@ def _measure_case(run_id, name, path, key, entry, run, backends, modules, setup_
         except Exception as exc:  # noqa: BLE001
             prepared[b] = exc
     samples: dict[str, list[float]] = {b: [] for b in backends}
+    host: dict[str, list[float]] = {b: [] for b in backends}   # the host clock's times of the same calls
     firsts: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for r in range(rounds):
@@ -234,11 +238,13 @@ def _measure_case(run_id, name, path, key, entry, run, backends, modules, setup_
             if isinstance(p, Exception) or b in errors:
                 continue
             try:
-                m = measure(p["call"], sync=entry_synchronised, policy=policy, setup=p["setup"])
+                m = measure(p["call"], sync=entry_synchronised, policy=policy, setup=p["setup"],
+                            runtime=p["runtime"])
             except Exception as exc:  # noqa: BLE001
                 errors[b] = f"{type(exc).__name__}: {exc}"
                 continue
             samples[b] += m.samples_s
+            host[b] += m.host_samples_s
             if r == 0:
                 firsts[b] = m
     rows = []
@@ -261,6 +267,8 @@ def _measure_case(run_id, name, path, key, entry, run, backends, modules, setup_
                     "time_s_mean": st.mean, "time_s_std": st.std, "time_s_min": st.min,
                     "time_s_ci_low": st.ci_low, "time_s_ci_high": st.ci_high, "n": st.n,
                     "rel_noise": st.rel_noise, "samples_s": samples[b], "error": None, "h2d_s": p["h2d_s"]})
+        if host[b]:
+            row["host_time_s_median"] = float(np.median(host[b]))
         try:      # one more call for the answer: no result is held while measuring, as futhark bench frees them
             if p["setup"] is not None:
                 p["setup"]()
@@ -317,7 +325,8 @@ def _prepare(module: Any, entry: str, inputs: list, params: list[tuple[str, bool
         return fn(*args)
 
     from ..sweep import _futhark_device_name
-    return {"call": call, "sync": module.sync, "setup": setup, "h2d_s": h2d, "device": _futhark_device_name(module)}
+    return {"call": call, "sync": module.sync, "setup": setup, "h2d_s": h2d, "device": _futhark_device_name(module),
+            "runtime": getattr(fn, "last_runtime_s", None)}
 
 
 def _auto_reference(path: Path, entry: str, inputs: list, cache: dict, compile_options) -> list:
