@@ -45,8 +45,11 @@ def binary_data_file(path: Path, work: Path) -> Path:
 
 
 def server_runtimes(exe: Path, entry: str, data: Path, *, runs: int = 10, min_time_s: float = 0.5,
-                    max_runs: int = 100_000, options: tuple[str, ...] = ()) -> np.ndarray:
-    """Per-run runtimes in seconds, measured by futhark's server exactly as futhark bench drives it."""
+                    max_runs: int = 100_000, options: tuple[str, ...] = (),
+                    gaps: list[float] | None = None) -> np.ndarray:
+    """Per-run runtimes in seconds, measured by futhark's server exactly as futhark bench drives it.  ``gaps``, if
+    given, receives each run's time outside the timed call (pipe round trips of `free` and `call`: the device and
+    the server's thread idle between runs), seen from this process."""
     from futhark_server import Server
 
     with tempfile.TemporaryDirectory(prefix="futhark-server-") as tmp:
@@ -65,8 +68,10 @@ def server_runtimes(exe: Path, entry: str, data: Path, *, runs: int = 10, min_ti
             us: list[int] = []
             start = time.perf_counter()
             while len(us) < max_runs and (len(us) < runs or time.perf_counter() - start < min_time_s):
+                t = time.perf_counter()
                 s.cmd_free(*outs)
                 lines = s.cmd_call(entry, *outs, *ins)
+                wall = time.perf_counter() - t
                 if consumed:                               # futhark bench's reloadInput
                     s.cmd_free(*ins)
                     s.cmd_restore(str(data), *zip(ins, in_types))
@@ -74,5 +79,7 @@ def server_runtimes(exe: Path, entry: str, data: Path, *, runs: int = 10, min_ti
                 if len(found) != 1:
                     raise RuntimeError(f"futhark server printed no single runtime line: {lines!r}")
                 us.append(found[0])
+                if gaps is not None:
+                    gaps.append(max(0.0, wall - found[0] * 1e-6))
             s.cmd_free(*outs)
     return np.asarray(us, dtype=float) * 1e-6
