@@ -235,7 +235,7 @@ def cmd_bench(a) -> int:
     policy = dataclasses.replace(DEFAULT_POLICY, max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time),
                                  min_samples=a.runs)
     df = bench(a.program, backends, entry=a.entry, exclude=tuple(a.exclude or ()), run_id=a.run_id,
-               results=a.results, policy=policy, progress=not a.quiet)
+               results=a.results, policy=policy, progress=not a.quiet, idle_s=a.idle_us * 1e-6)
     cols = [c for c in ("kernel", "dataset", "impl", "time_s_median", "time_s_mean", "n", "memory_bytes", "correct",
                         "error") if c in df]
     if len(df):
@@ -357,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-r", "--runs", type=int, default=10, help="at least this many runs per dataset (default 10)")
     b.add_argument("--min-time", type=float, default=0.5, help="seconds per dataset at least (default 0.5)")
     b.add_argument("--max-time", type=float, default=3.0, help="seconds per dataset at most (default 3)")
+    b.add_argument("--idle-us", type=float, default=0.0, metavar="µS",
+                   help="leave the device idle this long before each run (futhark bench's server round trips leave "
+                        "~30 µs; default 0: back to back)")
     b.add_argument("--report", help="HTML report path (default: results/<run-id>/report.html)")
     b.add_argument("--run-id", help="resume or name a run")
     b.add_argument("--results", help="results directory (default: ./results)")

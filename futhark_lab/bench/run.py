@@ -105,6 +105,7 @@ def bench(
     progress: bool = True,
     compile_options: dict | None = None,
     on_point: Callable[[int, int], None] | None = None,
+    idle_s: float = 0.0,
 ):
     """Measure every dataset of ``program``'s ``-- ==`` blocks on each backend; return the run's DataFrame.
 
@@ -113,7 +114,9 @@ def bench(
     description futhark bench prints), ``memory`` (peak bytes per memory space) and ``mismatch``.  ``bytes`` is the
     bytes of all inputs and outputs: the least a call can move when it reads every input once.  Re-running with the
     same ``run_id`` resumes.  Datasets are skipped as futhark bench skips them (``nobench``, ``disable``,
-    ``no_<backend>``, ``exclude`` tags; runs expecting an error).
+    ``no_<backend>``, ``exclude`` tags; runs expecting an error).  ``idle_s`` leaves the device idle that long
+    before every run, untimed: futhark bench's pipe round trips to its server leave ~30 µs between runs, which makes
+    calls of a few tens of µs on a GPU measurably slower than back-to-back ones (benchmarks/gpu_p4.py).
     """
     from tqdm.auto import tqdm
 
@@ -134,8 +137,11 @@ def bench(
     policy = policy or DEFAULT_POLICY
     run_id = run_id or new_run_id("bench")
     store = RunStore(run_id, Path(results) if results is not None else None)
+    if not (isinstance(idle_s, (int, float)) and 0 <= idle_s < 10):
+        raise ValueError(f"idle_s must be seconds between 0 and 10, got {idle_s!r}")
     store.write_environment({**environment(), "method": {**dataclasses.asdict(policy), "rounds": rounds,
-                                                          "source": "futhark-lab bench", "program": name}})
+                                                          "source": "futhark-lab bench", "program": name,
+                                                          "idle_s": idle_s}})
     done = {(r.get("kernel"), r.get("dataset"), r.get("backend")) for r in store.rows()}
     per_round = dataclasses.replace(policy, cold=False, min_time_s=policy.min_time_s / rounds,
                                     max_time_s=policy.max_time_s / rounds,
@@ -176,7 +182,7 @@ def bench(
                         modules[b] = exc
                     setup_s[b] = time.perf_counter() - t0
             rows = _measure_case(run_id, name, path, key, e, run, todo, modules, setup_s, reference, per_round,
-                                 rounds, check, compile_options)
+                                 rounds, check, compile_options, idle_s)
             for row in rows:
                 store.append(row)
                 bar.update(1)
@@ -195,7 +201,7 @@ def bench(
 
 
 def _measure_case(run_id, name, path, key, entry, run, backends, modules, setup_s, reference, policy, rounds,
-                  check, compile_options) -> list[dict]:
+                  check, compile_options, idle_s=0.0) -> list[dict]:
     base = {"run_id": run_id, "kernel": key, "program": name, "entry": entry, "dataset": run.description,
             "kind": "futhark", "resident": True, "tags": list(run.tags), "source": "futhark-lab",
             "flops": math.nan, "timestamp": time.time()}
@@ -225,7 +231,7 @@ def _measure_case(run_id, name, path, key, entry, run, backends, modules, setup_
                                 f"{', '.join(m.entry_points)})")
             params = _param_types(m, entry)
             _check_types(key, run.description, inputs, params)
-            prepared[b] = _prepare(m, entry, inputs, params)
+            prepared[b] = _prepare(m, entry, inputs, params, idle_s)
         except Exception as exc:  # noqa: BLE001
             prepared[b] = exc
     samples: dict[str, list[float]] = {b: [] for b in backends}
@@ -297,7 +303,7 @@ def _measure_case(run_id, name, path, key, entry, run, backends, modules, setup_
     return rows
 
 
-def _prepare(module: Any, entry: str, inputs: list, params: list[tuple[str, bool]]) -> dict:
+def _prepare(module: Any, entry: str, inputs: list, params: list[tuple[str, bool]], idle_s: float = 0.0) -> dict:
     fn = module.entry_points[entry]
     consumed = [i for i, (_, u) in enumerate(params) if u]
     clear = getattr(module.context, "clear_caches", None)
@@ -320,6 +326,13 @@ def _prepare(module: Any, entry: str, inputs: list, params: list[tuple[str, bool
             for i in consumed:
                 args[i] = module.array(np.array(inputs[i]) if own else inputs[i])
             module.sync()
+    if idle_s > 0:
+        reload = setup
+
+        def setup() -> None:
+            if reload is not None:
+                reload()
+            time.sleep(idle_s)
 
     def call():
         return fn(*args)
