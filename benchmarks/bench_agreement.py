@@ -255,6 +255,9 @@ def gpu(work: Path, seconds: float, rounds: int) -> None:
                                          if mode == "same idle" else " (nothing between runs)"))
         print(table(rows, "futhark bench"))
         verdicts[mode] = sum(abs(r["ratio"] - 1) <= THRESHOLD for r in rows), len(rows)
+    print("\nfuthark bench against itself (its rounds' medians vs their median, largest deviation): " + "; ".join(
+        f"{k[0]} {k[1][:15]} {max(abs(np.median(u) / np.median([np.median(v) for v in runs]) - 1) for u in runs):.0%}"
+        for k, runs in ref.items()))
     for mode, (met, n) in verdicts.items():
         print(f"{mode}: {met} of {n} datasets within 5%")
     met, n = verdicts["same idle"]

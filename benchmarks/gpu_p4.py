@@ -167,6 +167,8 @@ def main() -> None:
         print(f"{n:>11,}  {c:<16} {ref * 1e6:>10.1f} us {mine * 1e6:>9.1f} us {r:>7.3f}  "
               f"{'yes' if abs(r - 1) <= 0.05 else 'NO':<10} {wall * 1e6:>8.1f} us {rh:>6.3f}  "
               f"{idle * 1e6:>7.1f} us {ri:>6.3f}  {detail}")
+    print("futhark bench against itself (its rounds' medians vs their median, largest deviation): " + "; ".join(
+        f"{n:,} {c}: {max(abs(v / np.median(srv) - 1) for v in srv):.0%}" for n, c, lab, _, srv, _ in rows if lab))
     print(f"P4 on the GPU, futhark-lab under futhark bench's conditions (its idle time between runs), within 5% at "
           f"every size and memory kind: {'MET' if idle_ok else 'NOT MET'}; back to back: "
           f"{'within 5%' if ok else 'not within 5% everywhere'}; timed from Python as sweeps do: "
