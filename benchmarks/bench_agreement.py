@@ -97,7 +97,7 @@ def futhark_bench(work: Path, backend: str, out: str, programs=None, skip_compil
 
 
 def lab_bench(work: Path, backend: str, results: Path, run_id: str | None = None, programs=None, policy=None,
-              idle_s: float = 0.0):
+              idle_s: float = 0.0, compile_options: dict | None = None):
     from futhark_lab.bench import bench
 
     frames = []
@@ -106,7 +106,7 @@ def lab_bench(work: Path, backend: str, results: Path, run_id: str | None = None
     try:
         for name in programs or PROGRAMS:
             frames.append(bench(name, [backend], results=results, run_id=run_id or f"lab-{backend}",
-                                progress=False, policy=policy, idle_s=idle_s))
+                                progress=False, policy=policy, idle_s=idle_s, compile_options=compile_options))
     finally:
         os.chdir(cwd)
     return frames[-1]
@@ -214,6 +214,9 @@ def gpu(work: Path, seconds: float, rounds: int) -> None:
 
     from futhark_lab.sweep import new_run_id
     policy = Policy(min_samples=10, min_time_s=seconds, max_time_s=seconds, max_noise=0.0, max_samples=10**6)
+    # the runtime configuration futhark bench uses: its default, managed memory where the GPU has it (futhark-lab's
+    # own default is plain device memory; on the H100 that made 20-50 µs calls 2-4 µs slower: gpu_p4.py)
+    same_runtime = {"unified_memory": True} if backend in ("cuda", "hip") else None
     ref: dict = {}
     labs: dict = {"back to back": {}, "same idle": {}}
     gap_us: list[float] = []
@@ -228,13 +231,13 @@ def gpu(work: Path, seconds: float, rounds: int) -> None:
             gap_us.append(gap * 1e6)
             for mode, idle in (("back to back", 0.0), ("same idle", gap)):
                 lab = lab_bench(work, backend, work / "results", run_id=new_run_id(f"lab-{backend}"),
-                                programs=[name], policy=policy, idle_s=idle)
+                                programs=[name], policy=policy, idle_s=idle, compile_options=same_runtime)
                 for _, row in lab.iterrows():
                     labs[mode].setdefault((row["kernel"], row["dataset"]), []).append(row)
     print(f"{backend} on {lab['device'].iloc[0]}; futhark {meta['futhark_version_text'].splitlines()[0]} (code "
           f"generated elsewhere); futhark's server driven as futhark bench drives it (benchmarks/futhark_server_ref.py: "
           f"inputs restored once, a warm-up call, then calls whose `runtime:` the server prints) against futhark-lab "
-          f"bench (entry + sync timed inside the call); {rounds} alternating rounds of {seconds:g} s each side; "
+          f"bench (entry + sync timed inside the call{', unified_memory=True as futhark bench' if same_runtime else ''}); {rounds} alternating rounds of {seconds:g} s each side; "
           f"medians of the rounds' medians. futhark bench's pipe round trips leave the GPU idle "
           f"{np.median(gap_us):.0f} µs (range {min(gap_us):.0f}-{max(gap_us):.0f}) between runs.")
     verdicts = {}
