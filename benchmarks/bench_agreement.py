@@ -238,7 +238,7 @@ def gpu(work: Path, seconds: float, rounds: int) -> None:
           f"generated elsewhere); futhark's server driven as futhark bench drives it (benchmarks/futhark_server_ref.py: "
           f"inputs restored once, a warm-up call, then calls whose `runtime:` the server prints) against futhark-lab "
           f"bench (entry + sync timed inside the call{', unified_memory=True as futhark bench' if same_runtime else ''}); {rounds} alternating rounds of {seconds:g} s each side; "
-          f"medians of the rounds' medians. futhark bench's pipe round trips leave the GPU idle "
+          f"medians of the rounds' medians. futhark bench's pipe round trips leave the device idle "
           f"{np.median(gap_us):.0f} µs (range {min(gap_us):.0f}-{max(gap_us):.0f}) between runs.")
     verdicts = {}
     for mode, got in labs.items():
