@@ -669,6 +669,9 @@ class EntryFunction:
         return f"<futhark entry point {self.entry.signature()} [{self._module.backend}]>"
 
 
+_MISSING = object()
+
+
 def _specialised(fn: EntryFunction) -> type:
     """A subclass of EntryFunction whose ``__call__`` is written for this entry point's parameters (one output, no
     unique parameters): a resident array argument is recognised inline and entry point + sync are one C call (the
@@ -682,12 +685,16 @@ def _specialised(fn: EntryFunction) -> type:
                           "OUT0": fn._outs[0], "WRAP0": fn._wraps[0], "LOCK": fn._context._lock,
                           "SYNC": fn._sync_flag, "SF": SYNC_FAILED, "HELPER": fn._helper, "CFUN": fn._cfun,
                           "SYNCFN": fn._sync, "WHAT": f"{fn.entry.name}()"}
-    lines = ["def __call__(self, *args):",
-             f"    if len(args) != {n}:",
-             "        return EntryFunction.__call__(self, *args)"]
-    if n:
-        lines.append(f"    {', '.join(names)}, = args")
-    lines += ["    temps = []", "    handle = None", "    LOCK.acquire()", "    try:",
+    # positional parameters with a sentinel default: no argument tuple to build and unpack; a wrong number of
+    # arguments goes to the generic path, whose error names the entry point and its parameters
+    ns["MISSING"] = _MISSING
+    params = "".join(f"{a}=MISSING, " for a in names)
+    missing = " or ".join([f"{names[-1]} is MISSING"] if n else []) or "False"
+    lines = [f"def __call__(self, {params}*rest):",
+             f"    if rest or {missing}:",
+             f"        return EntryFunction.__call__(self, *[a for a in ({', '.join(names)}{',' if n else ''}) "
+             "if a is not MISSING], *rest)"]
+    lines += ["    temps = None", "    handle = None", "    LOCK.acquire()", "    try:",
               "        handle = CTX.handle",
               "        if handle is None:",
               "            raise CTX.closed_error(WHAT)"]
@@ -701,9 +708,11 @@ def _specialised(fn: EntryFunction) -> type:
                       f"a{i}._ptr is not None and not a{i}._consumed:",
                       f"            c{i} = a{i}._ptr",
                       "        else:",
+                      "            if temps is None:",
+                      "                temps = []",
                       f"            c{i} = CONV{i}(a{i}, temps)"]
         else:
-            lines.append(f"        c{i} = CONV{i}(a{i}, temps)")
+            lines += ["        if temps is None:", "            temps = []", f"        c{i} = CONV{i}(a{i}, temps)"]
         cargs.append(f"c{i}")
     vhelper = _symbol(fn._context.lib, value_helper_name(fn.entry.cfun))
     if vhelper is not None:
