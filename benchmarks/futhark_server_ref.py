@@ -44,6 +44,20 @@ def binary_data_file(path: Path, work: Path) -> Path:
     return out
 
 
+def _output_count(exe: Path, entry: str, options: tuple[str, ...]) -> int:
+    """futhark ≤ 0.25 servers answer `outputs` (one line per output); 0.26+ entry points have one output and the
+    command is `output`, and an unknown command ends the server (futhark_panic): ask a throwaway server, quietly."""
+    import subprocess
+
+    proc = subprocess.run([str(exe), *options], input=f"outputs {entry}\n", capture_output=True, text=True,
+                          timeout=600)
+    lines = proc.stdout.splitlines()
+    if proc.returncode == 0 and lines.count("%%% OK") >= 2:     # the greeting, then the answer
+        answer = lines[lines.index("%%% OK") + 1:]
+        return len(answer[:answer.index("%%% OK")])
+    return 1
+
+
 def server_runtimes(exe: Path, entry: str, data: Path, *, runs: int = 10, min_time_s: float = 0.5,
                     max_runs: int = 100_000, options: tuple[str, ...] = (),
                     gaps: list[float] | None = None) -> np.ndarray:
@@ -58,9 +72,9 @@ def server_runtimes(exe: Path, entry: str, data: Path, *, runs: int = 10, min_ti
             inputs = s.cmd("inputs", entry)                # "*[]f64" when the entry point consumes it
             in_types = [line.lstrip("*") for line in inputs]
             consumed = any(line.startswith("*") for line in inputs)
-            out_types = s.cmd("outputs", entry)
+            n_out = _output_count(exe, entry, options)
             ins = [f"in{i}" for i in range(len(in_types))]
-            outs = [f"out{i}" for i in range(len(out_types))]
+            outs = [f"out{i}" for i in range(n_out)]
             s.cmd_clear()                                   # futhark bench's order: clear, pause, load
             s.cmd_pause_profiling()
             s.cmd_restore(str(data), *zip(ins, in_types))
