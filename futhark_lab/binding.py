@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import keyword
 import json
 import os
 import re
@@ -470,9 +471,11 @@ class EntryFunction:
         self._unique = [i for i, p in enumerate(entry.inputs) if p.unique]
         self._names = [p.name for p in entry.inputs]
         self.__doc__ = self._docstring()
+        # by name too where every name is a Python one (Futhark allows xs'); otherwise by position only
+        valid = [p.name.isidentifier() and not keyword.iskeyword(p.name) for p in entry.inputs]
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if all(valid) else inspect.Parameter.POSITIONAL_ONLY
         self.__signature__ = inspect.Signature(
-            [inspect.Parameter(p.name if p.name.isidentifier() else f"in{i}", inspect.Parameter.POSITIONAL_ONLY)
-             for i, p in enumerate(entry.inputs)])
+            [inspect.Parameter(p.name if ok else f"in{i}", kind) for i, (p, ok) in enumerate(zip(entry.inputs, valid))])
         if self._single and not self._unique:
             self.__class__ = _specialised(self)
 
@@ -604,7 +607,9 @@ class EntryFunction:
             return ptr
         return conv_array
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            args = guards.bind_keywords(self.entry.name, self._names, args, kwargs)
         if len(args) != self._nargs:
             e = self.entry
             raise TypeError(f"{e.name}() takes {self._nargs} argument(s) "
@@ -686,14 +691,14 @@ def _specialised(fn: EntryFunction) -> type:
                           "SYNC": fn._sync_flag, "SF": SYNC_FAILED, "HELPER": fn._helper, "CFUN": fn._cfun,
                           "SYNCFN": fn._sync, "WHAT": f"{fn.entry.name}()"}
     # positional parameters with a sentinel default: no argument tuple to build and unpack; a wrong number of
-    # arguments goes to the generic path, whose error names the entry point and its parameters
+    # arguments, or arguments by name, go to the generic path, whose errors name the entry point and its parameters
     ns["MISSING"] = _MISSING
     params = "".join(f"{a}=MISSING, " for a in names)
     missing = " or ".join([f"{names[-1]} is MISSING"] if n else []) or "False"
-    lines = [f"def __call__(self, {params}*rest):",
-             f"    if rest or {missing}:",
+    lines = [f"def __call__(self, {params}*rest, **kw):",
+             f"    if rest or kw or {missing}:",
              f"        return EntryFunction.__call__(self, *[a for a in ({', '.join(names)}{',' if n else ''}) "
-             "if a is not MISSING], *rest)"]
+             "if a is not MISSING], *rest, **kw)"]
     lines += ["    temps = None", "    handle = None", "    LOCK.acquire()", "    try:",
               "        handle = CTX.handle",
               "        if handle is None:",

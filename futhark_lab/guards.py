@@ -203,3 +203,23 @@ FORKED = ("this module was created in the parent of a forked process; its runtim
           "do not exist in this child. Compile (or load) the program again in the child process, or use the "
           "'spawn' start method of multiprocessing")
 
+
+
+_UNSET = object()
+
+
+def bind_keywords(entry: str, names: list[str], args: tuple, kwargs: dict) -> tuple:
+    """Entry-point arguments given by their Futhark names (``f(xs=a)``) as one positional tuple, with errors that
+    name the entry point and its parameters."""
+    bound: list = list(args) + [_UNSET] * (len(names) - len(args))
+    for k, v in kwargs.items():
+        if k not in names:
+            raise TypeError(f"{entry}() has no parameter {k!r}; its parameters are: {', '.join(names) or 'none'}")
+        i = names.index(k)
+        if i < len(args):
+            raise TypeError(f"{entry}(): parameter {k!r} given twice (by position and by name)")
+        bound[i] = v
+    missing = [n for n, v in zip(names, bound) if v is _UNSET]
+    if missing:
+        raise TypeError(f"{entry}() is missing parameter(s) {', '.join(map(repr, missing))}")
+    return tuple(bound)

@@ -253,7 +253,9 @@ class PyEntryFunction:
             return host
         return array
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            args = guards.bind_keywords(self.name, self._names, args, kwargs)
         if len(args) != len(self._convs):
             raise TypeError(f"{self.name}() takes {len(self._convs)} argument(s), {len(args)} given")
         ctx = self._module.context

@@ -67,6 +67,24 @@ def test_last_runtime_is_the_calls_own_time(prog):
         assert 0 < inner <= wall
 
 
+def test_arguments_by_name(prog):
+    """Entry points take their Futhark parameter names as keywords (fast path and generic path alike); wrong names,
+    a name given twice, or a missing parameter are errors that name the entry point."""
+    import inspect
+
+    xs = np.array([1.0, 2.0], dtype=np.float32)
+    np.testing.assert_array_equal(host(prog.scale_f32(xs=xs, x=np.float32(3))), [3.0, 6.0])
+    np.testing.assert_array_equal(host(prog.scale_f32(np.float32(3), xs=xs)), [3.0, 6.0])
+    assert tuple(prog.min_max(xs=np.array([4, -1], dtype=np.int32))) == (-1, 4)
+    assert list(inspect.signature(prog.scale_f32).parameters) == ["x", "xs"]
+    for call, msg in ((lambda: prog.scale_f32(np.float32(3), x=np.float32(3)), "scale_f32(): parameter 'x' given "
+                       "twice"), (lambda: prog.scale_f32(ys=xs, x=np.float32(1)), "scale_f32() has no parameter 'ys'"),
+                      (lambda: prog.scale_f32(xs=xs), "scale_f32() is missing parameter(s) 'x'"),
+                      (lambda: prog.min_max(ys=xs), "min_max() has no parameter 'ys'")):
+        with pytest.raises(TypeError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            call()
+
+
 def test_tuple_results(prog):
     xs = np.array([5, -3, 9, 0], dtype=np.int32)
     assert tuple(prog.min_max(xs)) == (-3, 9)
