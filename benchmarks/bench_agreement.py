@@ -188,29 +188,22 @@ def prepare_gpu(out: Path, backend: str = "cuda") -> None:
 
 
 def gpu(work: Path, seconds: float, rounds: int) -> None:
-    from futhark_lab import compiler
     from futhark_lab.bench.spec import program_key, read
     from futhark_lab.timing import Policy
-    from futhark_server_ref import server_runtimes
+    from futhark_server_ref import build_executable, server_runtimes
 
     work = work.resolve()
     os.environ.setdefault("FUTHARK_LAB_GENERATED", str(work / "gen"))
     meta = json.loads((work / "meta.json").read_text())
     backend = meta.get("backend", "cuda")
-    fake = compiler.FutharkCompiler("absent", tuple(meta["futhark_version"]), meta["futhark_version_text"])
     build = work / "server"
     if not (work / "data").is_dir():
         write_programs(work)
     servers = {}
     for name in PROGRAMS:
-        cflags, libs = compiler.c_flags(backend, fake, build)
-        cflags = [f for f in cflags if f != "-fPIC"]
         exe = build / Path(name).stem
-        cc = [*compiler.c_compiler(), *cflags, str(exe.with_suffix(".c")), "-o", str(exe), *libs]
-        proc = subprocess.run(cc, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cc)} failed:\n{proc.stderr[-3000:]}")
-        servers[name] = exe
+        servers[name] = build_executable(exe.with_suffix(".c"), exe, backend, meta["futhark_version"],
+                                         meta["futhark_version_text"])
 
     from futhark_lab.sweep import new_run_id
     policy = Policy(min_samples=10, min_time_s=seconds, max_time_s=seconds, max_noise=0.0, max_samples=10**6)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 IMPLS = ["futhark-multicore", "torch-cpu-dot", "numpy"]
 
 
-def run(names: list[str], sizes: list[int], isolate: bool, limits: bool = False) -> dict:
+def run(names: list[str], sizes: list[int]) -> dict:
     """Medians (and CI half-widths) per (impl, size) of one sweep in a fresh process."""
     code = f"""
 import json, sys, tempfile
@@ -32,8 +32,6 @@ sys.path.insert(0, {str(ROOT)!r})
 import kernels.suite as suite
 from futhark_lab import sweep as sw
 from futhark_lab.timing import Policy
-sw.ISOLATE_CPU_POOLS = {isolate}
-sw.POOL_LIMITS = {limits}
 every = {{"futhark-multicore": sw.futhark("multicore"), "torch-cpu-dot": sw.torch("cpu", "dot"),
           "numpy": sw.numpy_impl()}}
 df = sw.sweep(suite.get("dot"), [every[n] for n in {names!r}], sizes={sizes!r}, dtypes=["f64"],
@@ -65,9 +63,9 @@ def main() -> None:
     mixed: dict = {}
     for _ in range(a.rounds):
         for name in IMPLS:
-            for k, v in run([name], sizes, False).items():
+            for k, v in run([name], sizes).items():
                 alone.setdefault(k, []).append(v[0])
-        for k, v in run(IMPLS, sizes, False).items():
+        for k, v in run(IMPLS, sizes).items():
             mixed.setdefault(k, []).append(v[0])
     ok = True
     print(f"{'impl':<18} {'n':>9} {'alone':>11} {'mixed':>11} {'ratio':>6}  {'alone: spread of rounds':>24}  verdict")

@@ -21,25 +21,32 @@ from pathlib import Path
 import numpy as np
 
 
-def binary_data_file(path: Path, work: Path) -> Path:
-    """The server's `restore` reads only the binary data format: convert text or gzipped files with futhark-data."""
-    import gzip
+def build_executable(c_file: Path, exe: Path, backend: str, version: tuple, version_text: str) -> Path:
+    """futhark's own executable (CLI or server) from C that futhark generated on another machine, compiled with
+    futhark-lab's C flags (and CUDA shim), so both sides of a comparison run the same compiled code."""
+    import subprocess
 
+    from futhark_lab.compiler import FutharkCompiler, c_compiler, c_flags
+
+    fut = FutharkCompiler("(generated elsewhere)", tuple(version), version_text)
+    cflags, libs = c_flags(backend, fut, exe.parent)
+    cmd = [*c_compiler(), *[f for f in cflags if f != "-fPIC"], str(c_file), "-o", str(exe), *libs]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return exe
+
+
+def binary_data_file(path: Path, work: Path) -> Path:
+    """The server's `restore` reads only the binary data format: any data file futhark reads (text, binary, mixed,
+    gzipped; futhark-lab's reader) rewritten in it with futhark-data."""
     import futhark_data
 
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    if raw[:1] == b"b" and len(raw) > 1 and raw[1] == 2:
-        if path.suffix != ".gz":
-            return path
-        out = work / (path.stem + ".bin")
-        out.write_bytes(raw)
-        return out
-    values = list(futhark_data.loads(raw.decode()))
-    out = work / (path.name.replace(".gz", "") + ".bin")
+    from futhark_lab.bench.datasets import read_file
+
+    out = work / (path.name.removesuffix(".gz") + ".bin")
     with open(out, "wb") as f:
-        for v in values:
+        for v in read_file(path):
             futhark_data.dump(v, f, binary=True)
     return out
 

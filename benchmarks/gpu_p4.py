@@ -55,24 +55,11 @@ def generate(dest: Path) -> None:
 
 
 def build_executable(src: Path, work: Path, name: str = "prog") -> Path:
-    from futhark_lab.compiler import FutharkCompiler, c_compiler, c_flags
+    from futhark_server_ref import build_executable as build
 
     meta = json.loads((src / "generated.json").read_text())
-    fut = FutharkCompiler("(generated)", tuple(meta["futhark_version"]), meta["futhark_version_text"])
     shutil.copy(src / f"{name}.c", work / f"{name}.c")
-    cflags, libs = c_flags(BACKEND, fut, work)  # the same flags (and CUDA 13 shim) as futhark-lab's libraries
-    cflags = [f for f in cflags if f != "-fPIC"]
-    cmd = [*c_compiler(), *cflags, "-o", str(work / name), str(work / f"{name}.c"), *libs]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return work / name
-
-
-def write_futhark_binary(path: Path, x: np.ndarray) -> None:
-    """futhark's binary data format: 'b', version 2, rank, type name (4 bytes), dims (int64), data (LE)."""
-    with open(path, "wb") as f:
-        f.write(b"b" + bytes([2, x.ndim]) + b" f64")
-        f.write(np.asarray(x.shape, dtype="<i8").tobytes())
-        f.write(np.ascontiguousarray(x, dtype="<f8").tobytes())
+    return build(work / f"{name}.c", work / name, BACKEND, meta["futhark_version"], meta["futhark_version_text"])
 
 
 def run_executable(exe: Path, data: Path, runs: int, work: Path) -> np.ndarray:
@@ -97,6 +84,8 @@ def main() -> None:
         return
     if not a.exe:
         ap.error("--generate DIR or --exe DIR")
+    import futhark_data
+
     import futhark_lab
     from futhark_lab.timing import Policy, measure
     from futhark_server_ref import server_runtimes
@@ -117,7 +106,8 @@ def main() -> None:
     for n in sizes:
         x = np.random.default_rng(n).random(n)
         data = work / f"x{n}.bin"
-        write_futhark_binary(data, x)
+        with open(data, "wb") as f:
+            futhark_data.dump(x, f, binary=True)
         for c, (um, opts) in configs.items():
             m = mods[c]
             fn = m[ENTRY]
