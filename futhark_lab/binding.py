@@ -616,6 +616,13 @@ class EntryFunction:
                             f"({', '.join(p.name for p in e.inputs)}), {len(args)} given")
         return self._invoke(args, self._sync_flag)
 
+    def _call_with_gaps(self, values: tuple) -> Any:
+        """The fast path's fallback when a parameter was not given: those before the first gap go by position, the
+        rest by name, so the generic path's error says what is missing."""
+        k = next(i for i, v in enumerate(values) if v is _MISSING)
+        kw = {self._names[i]: v for i, v in enumerate(values) if i > k and v is not _MISSING}
+        return EntryFunction.__call__(self, *values[:k], **kw)
+
     def last_runtime_s(self) -> float | None:
         """How long this thread's last call of an entry point of this module took inside C: entry point +
         synchronisation on CLOCK_MONOTONIC, as futhark's server times a `call` for futhark bench (the binding's
@@ -690,15 +697,24 @@ def _specialised(fn: EntryFunction) -> type:
                           "OUT0": fn._outs[0], "WRAP0": fn._wraps[0], "LOCK": fn._context._lock,
                           "SYNC": fn._sync_flag, "SF": SYNC_FAILED, "HELPER": fn._helper, "CFUN": fn._cfun,
                           "SYNCFN": fn._sync, "WHAT": f"{fn.entry.name}()"}
-    # positional parameters with a sentinel default: no argument tuple to build and unpack; a wrong number of
-    # arguments, or arguments by name, go to the generic path, whose errors name the entry point and its parameters
+    # parameters with a sentinel default, named as in Futhark where that is safe: no argument tuple to build, and
+    # f(xs=a) works at no cost; a wrong number of arguments goes to the generic path, whose errors name the entry
+    # point and its parameters (Python's own, for an unknown name, name it through __qualname__)
     ns["MISSING"] = _MISSING
-    params = "".join(f"{a}=MISSING, " for a in names)
-    missing = " or ".join([f"{names[-1]} is MISSING"] if n else []) or "False"
-    lines = [f"def __call__(self, {params}*rest, **kw):",
-             f"    if rest or kw or {missing}:",
-             f"        return EntryFunction.__call__(self, *[a for a in ({', '.join(names)}{',' if n else ''}) "
-             "if a is not MISSING], *rest, **kw)"]
+    futhark_names = [p.name for p in fn.entry.inputs]
+    reserved = set(ns) | {"self", "rest", "temps", "handle", "r", "code", "args", "kwargs"}
+    safe = all(x.isidentifier() and not keyword.iskeyword(x) and x not in reserved
+               and not re.fullmatch(r"(a|c|T|CONV)\d+", x) for x in futhark_names)
+    pnames = futhark_names if safe else names
+    params = "".join(f"{a}=MISSING, " for a in pnames)
+    missing = " or ".join(f"{a} is MISSING" for a in pnames) or "False"
+    given = ", ".join(pnames) + ("," if n else "")
+    lines = [f"def __call__(self, {params}*rest):",
+             "    if rest:",
+             f"        return EntryFunction.__call__(self, {given} *rest)",
+             f"    if {missing}:",
+             f"        return self._call_with_gaps(({given}))"]
+    lines += [f"    a{i} = {x}" for i, x in enumerate(pnames) if x != f"a{i}"]
     lines += ["    temps = None", "    handle = None", "    LOCK.acquire()", "    try:",
               "        handle = CTX.handle",
               "        if handle is None:",
@@ -746,6 +762,7 @@ def _specialised(fn: EntryFunction) -> type:
               "            self._free_temps(temps, handle)",
               "        LOCK.release()"]
     exec("\n".join(lines), ns)  # noqa: S102 - generated from the manifest's parameter list only
+    ns["__call__"].__qualname__ = fn.entry.name   # Python's own argument errors then name the entry point
     return type(f"EntryFunction_{fn.entry.name}", (EntryFunction,), {"__call__": ns["__call__"],
                                                                        "__slots__": ()})
 

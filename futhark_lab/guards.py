@@ -210,14 +210,15 @@ _UNSET = object()
 
 def bind_keywords(entry: str, names: list[str], args: tuple, kwargs: dict) -> tuple:
     """Entry-point arguments given by their Futhark names (``f(xs=a)``) as one positional tuple, with errors that
-    name the entry point and its parameters."""
+    name the entry point, worded as Python's own (which the binding's fast path raises for the same mistakes)."""
     bound: list = list(args) + [_UNSET] * (len(names) - len(args))
     for k, v in kwargs.items():
         if k not in names:
-            raise TypeError(f"{entry}() has no parameter {k!r}; its parameters are: {', '.join(names) or 'none'}")
+            raise TypeError(f"{entry}() got an unexpected keyword argument {k!r} (its parameters: "
+                            f"{', '.join(names) or 'none'})")
         i = names.index(k)
         if i < len(args):
-            raise TypeError(f"{entry}(): parameter {k!r} given twice (by position and by name)")
+            raise TypeError(f"{entry}() got multiple values for argument {k!r}")
         bound[i] = v
     missing = [n for n, v in zip(names, bound) if v is _UNSET]
     if missing:
