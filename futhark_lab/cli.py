@@ -232,6 +232,8 @@ def cmd_bench(a) -> int:
     for b in backends:
         if b not in ALL_BACKENDS:
             raise SystemExit(f"error: unknown backend {b!r}; choose from {', '.join(ALL_BACKENDS)}")
+    if not 0 <= a.idle_us < 1e7:
+        raise SystemExit(f"error: --idle-us must be microseconds from 0 to 10,000,000, got {a.idle_us}")
     policy = dataclasses.replace(DEFAULT_POLICY, max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time),
                                  min_samples=a.runs)
     df = bench(a.program, backends, entry=a.entry, exclude=tuple(a.exclude or ()), run_id=a.run_id,

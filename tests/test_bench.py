@@ -407,3 +407,11 @@ def test_server_reference_drives_futhark_server_as_futhark_bench(program, tmp_pa
     text.write_text("[" + ", ".join(f"{i}i32" for i in range(10)) + "]\n")          # the textual format
     t = server_runtimes(exe, "inc", text, runs=4, min_time_s=0.0)          # *[]i32: restored again after each
     assert len(t) == 4
+
+
+@pytest.mark.parametrize("idle", [-1, float("nan"), "5", 11])
+def test_bench_refuses_a_bad_idle_time_before_reading_anything(idle, tmp_path):
+    from futhark_lab.bench import bench
+
+    with pytest.raises(ValueError, match="idle_s must be seconds between 0 and 10"):
+        bench(tmp_path / "absent.fut", ["c"], idle_s=idle)

@@ -123,6 +123,8 @@ def bench(
     from ..env import environment
     from ..loader import compile as fcompile
 
+    if not (isinstance(idle_s, (int, float)) and 0 <= idle_s < 10):
+        raise ValueError(f"idle_s must be seconds between 0 and 10, got {idle_s!r}")
     path = Path(program)
     spec = read(path)
     name = os.path.normpath(str(program))
@@ -137,8 +139,6 @@ def bench(
     policy = policy or DEFAULT_POLICY
     run_id = run_id or new_run_id("bench")
     store = RunStore(run_id, Path(results) if results is not None else None)
-    if not (isinstance(idle_s, (int, float)) and 0 <= idle_s < 10):
-        raise ValueError(f"idle_s must be seconds between 0 and 10, got {idle_s!r}")
     store.write_environment({**environment(), "method": {**dataclasses.asdict(policy), "rounds": rounds,
                                                           "source": "futhark-lab bench", "program": name,
                                                           "idle_s": idle_s}})
