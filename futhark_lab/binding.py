@@ -7,6 +7,7 @@ time, so a library built on one machine loads on another with the same ABI.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import inspect
 import keyword
@@ -130,6 +131,15 @@ class Context:
             raise BackendUnavailable(self.backend, f"{why} left the GPU unusable in this process", POISON_FIX)
         self._values: weakref.WeakSet[FutharkValue] = weakref.WeakSet()
         self._lock = threading.RLock()
+        # The fast entry path (_specialised) takes no lock: it puts an entry in _inflight while it holds a handle or
+        # an array pointer (list.append/pop are atomic under the GIL).  Whoever frees a value or the context first
+        # makes it unreachable to new calls (pointer/handle set to None), then frees it at once if no fast call is
+        # in flight, or queues the free in _deferred, which the last call out runs (FIFO: arrays before their
+        # context).  Nobody waits, so a free from a finaliser on the calling thread cannot deadlock.
+        self._inflight: list = []
+        self._deferred: collections.deque = collections.deque()
+        self._retired = False
+        self._value_keys: dict[str, object] = {}
         self._cfg = self._make_config(options)
         previous = _cuda_current_context() if self.backend == "cuda" else None
         if self.backend == "opencl":
@@ -226,11 +236,15 @@ class Context:
     @staticmethod
     def _release(lib, handle, cfg, values, lock) -> None:
         with lock:
-            for v in list(values):
-                try:
-                    v.free()
-                except Exception:
-                    pass
+            for v in list(values):   # freed with the context's own handle: close() has already cleared self.handle
+                v._usable = None
+                ptr, v._ptr = v._ptr, None
+                if ptr is not None and handle is not None:
+                    try:
+                        getattr(lib, v._type.ops["free"])(handle, ptr)
+                    except Exception:  # noqa: BLE001
+                        pass
+                v._keepalive = None
             if handle is not None:
                 lib.futhark_context_sync(handle)
                 lib.futhark_context_free(handle)
@@ -243,7 +257,8 @@ class Context:
         return self.handle is not None
 
     def close(self) -> None:
-        """Free the context; waits for a call in flight on another thread (the lock every call holds)."""
+        """Free the context and its values.  New calls fail at once; a call in flight on another thread finishes
+        first (the generic path holds the lock; a fast call frees the context when it returns, see _inflight)."""
         with self._lock:
             if self.handle is None:
                 return
@@ -255,12 +270,28 @@ class Context:
                     pass
             self.handle = None
             self._cfg = None
-            self._finalizer()
+            self._deferred.append(self._finalizer)
+            self._run_deferred()
+
+    def _run_deferred(self) -> None:
+        """Run queued frees, unless a fast call is (still or again) in flight: it runs them when it returns."""
+        with self._lock:
+            while not self._inflight:
+                try:
+                    action = self._deferred.popleft()
+                except IndexError:
+                    return
+                try:
+                    action()
+                except Exception:  # noqa: BLE001 - a failed free has no one to report to
+                    pass
 
     def _forked(self) -> None:
         """In a forked child: the runtime's threads and device state are the parent's; never touch them."""
         self._finalizer.detach()
         self.handle = None
+        self._retired = True
+        self._deferred.clear()
         self._closed_reason = guards.FORKED
 
     def closed_error(self, what: str) -> ValueError:
@@ -273,17 +304,34 @@ class Context:
             raise self.closed_error(what)
         return handle
 
+    def value_key(self, t: Any) -> object:
+        """One object per (context, type): what a usable value of that type holds in ``_usable``."""
+        key = self._value_keys.get(t.name)
+        if key is None:
+            key = self._value_keys.setdefault(t.name, object())
+        return key
+
     def _track(self, value: FutharkValue) -> None:
         self._values.add(value)
 
-    def _free_value(self, free_fn: str, ptr) -> None:
+    def _free_value(self, free_fn: str, ptr, keepalive: Any = None) -> None:
+        """Free a value's pointer (already cleared in the value, so no new call can take it); queued while a fast
+        call may still be using it (with what keeps its memory alive, e.g. a PyTorch tensor)."""
         with self._lock:
-            if self.handle is not None:
-                getattr(self.lib, free_fn)(self.handle, ptr)
+            handle = self.handle
+            if handle is None:
+                return
+            fn = getattr(self.lib, free_fn)
+
+            def free(fn=fn, handle=handle, ptr=ptr, keepalive=keepalive) -> None:
+                if not self._retired:
+                    fn(handle, ptr)
+            self._deferred.append(free)
+            self._run_deferred()
 
     # -- errors and sync
-    def _take_error(self) -> str | None:
-        p = self.lib.futhark_context_get_error(self.handle)
+    def _take_error(self, handle: Any = None) -> str | None:
+        p = self.lib.futhark_context_get_error(self.handle if handle is None else handle)
         if p == self.ffi.NULL:
             return None
         try:
@@ -291,9 +339,10 @@ class Context:
         finally:
             self.library.libc.free(p)
 
-    def error(self, code: int, what: str) -> Exception:
-        """The exception for a failed call; a sticky GPU error also retires this context (see _retire)."""
-        message = self._take_error()
+    def error(self, code: int, what: str, handle: Any = None) -> Exception:
+        """The exception for a failed call; a sticky GPU error also retires this context (see _retire).  ``handle``:
+        the one the call used (a fast call in flight keeps its context alive even if close() cleared self.handle)."""
+        message = self._take_error(handle)
         exc = check_result_error(code, message, what)
         if message and _STICKY.search(message):
             self._retire()
@@ -307,6 +356,8 @@ class Context:
         A sticky CUDA error poisons the whole process: no new context may be created either (poisoned.poison)."""
         self._finalizer.detach()
         self.handle = None
+        self._retired = True
+        self._deferred.clear()
         self._closed_reason = "the GPU context was retired after a sticky error; compile again for a fresh module"
         poison(self.backend, "an earlier sticky GPU error (e.g. an illegal memory access) in this process")
 
@@ -488,10 +539,11 @@ class EntryFunction:
             else:
                 t.free()
 
-    def _failure(self, code: int) -> Exception:
+    def _failure(self, code: int, handle: Any = None) -> Exception:
         if code >= SYNC_FAILED:
-            return self._context.error(code - SYNC_FAILED, f"synchronising after entry point {self.entry.name}")
-        return self._context.error(code, f"entry point {self.entry.name}")
+            return self._context.error(code - SYNC_FAILED, f"synchronising after entry point {self.entry.name}",
+                                       handle)
+        return self._context.error(code, f"entry point {self.entry.name}", handle)
 
     def _wrapper(self, tname: str) -> Callable[[Any], Any]:
         """Result conversion decided once per output: NumPy scalar type, f16 bits, or a device value.  Array
@@ -508,9 +560,9 @@ class EntryFunction:
         limit = (2**63 - 1) // itemsize
         what = f"entry point {self.entry.name}"
 
-        def wrap_array(c):
+        def wrap_array(c, handle=None):
             arr = FutharkArray(ctx, c, t)
-            p = shape_fn(ctx.handle, c)
+            p = shape_fn(ctx.handle if handle is None else handle, c)
             try:
                 if rank == 1:
                     if not 0 <= p[0] <= limit:
@@ -660,6 +712,7 @@ class EntryFunction:
                 if self._unique:
                     for i in self._unique:
                         if isinstance(args[i], FutharkValue):
+                            args[i]._usable = None
                             args[i]._consumed = True
                 if code != 0:
                     raise self._failure(code)
@@ -686,17 +739,21 @@ _MISSING = object()
 
 def _specialised(fn: EntryFunction) -> type:
     """A subclass of EntryFunction whose ``__call__`` is written for this entry point's parameters (one output, no
-    unique parameters): a resident array argument is recognised inline and entry point + sync are one C call (the
-    library's value helper returns the result itself, so no output slot is shared).  Like the generic path it holds
-    the context's lock from conversion to result, so ``close()`` on another thread waits for the call.  This keeps
-    futhark-lab's per-call cost within a fraction of a microsecond of calling the C library directly
+    unique parameters).  Where every array argument is resident in this context, it is one C call (the library's
+    value helper does entry point + sync and returns the result itself, so no output slot is shared) and no lock:
+    the call is registered in the context's ``_inflight`` list instead, so a free or close() on another thread
+    waits in the queue rather than pulling memory from under it (Context._free_value).  Anything else (NumPy
+    arguments to copy in, a closed context) goes to the generic path, under the lock.  This keeps futhark-lab's
+    per-call cost within a fraction of a microsecond of calling the C library directly
     (benchmarks/call_overhead.py)."""
     n = fn._nargs
     names = [f"a{i}" for i in range(n)]
-    ns: dict[str, Any] = {"EntryFunction": EntryFunction, "FA": FutharkArray, "CTX": fn._context,
-                          "OUT0": fn._outs[0], "WRAP0": fn._wraps[0], "LOCK": fn._context._lock,
+    ctx = fn._context
+    ns: dict[str, Any] = {"EntryFunction": EntryFunction, "FA": FutharkArray, "CTX": ctx,
+                          "OUT0": fn._outs[0], "WRAP0": fn._wraps[0], "LOCK": ctx._lock,
                           "SYNC": fn._sync_flag, "SF": SYNC_FAILED, "HELPER": fn._helper, "CFUN": fn._cfun,
-                          "SYNCFN": fn._sync, "WHAT": f"{fn.entry.name}()"}
+                          "SYNCFN": fn._sync, "WHAT": f"{fn.entry.name}()", "ENTER": ctx._inflight.append,
+                          "LEAVE": ctx._inflight.pop, "INFLIGHT": ctx._inflight, "DEFERRED": ctx._deferred}
     # parameters with a sentinel default, named as in Futhark where that is safe: no argument tuple to build, and
     # f(xs=a) works at no cost; a wrong number of arguments goes to the generic path, whose errors name the entry
     # point and its parameters (Python's own, for an unknown name, name it through __qualname__)
@@ -704,7 +761,7 @@ def _specialised(fn: EntryFunction) -> type:
     futhark_names = [p.name for p in fn.entry.inputs]
     reserved = set(ns) | {"self", "rest", "temps", "handle", "r", "code", "args", "kwargs"}
     safe = all(x.isidentifier() and not keyword.iskeyword(x) and x not in reserved
-               and not re.fullmatch(r"(a|c|T|CONV)\d+", x) for x in futhark_names)
+               and not re.fullmatch(r"(a|c|T|K|CONV)\d+", x) for x in futhark_names)
     pnames = futhark_names if safe else names
     params = "".join(f"{a}=MISSING, " for a in pnames)
     missing = " or ".join(f"{a} is MISSING" for a in pnames) or "False"
@@ -715,52 +772,47 @@ def _specialised(fn: EntryFunction) -> type:
              f"    if {missing}:",
              f"        return self._call_with_gaps(({given}))"]
     lines += [f"    a{i} = {x}" for i, x in enumerate(pnames) if x != f"a{i}"]
-    lines += ["    temps = None", "    handle = None", "    LOCK.acquire()", "    try:",
-              "        handle = CTX.handle",
-              "        if handle is None:",
-              "            raise CTX.closed_error(WHAT)"]
-    cargs = []
+    arrays, scalars = [], []
     for i, p in enumerate(fn.entry.inputs):
         ns[f"CONV{i}"] = fn._convs[i]
         t = fn._module.manifest.types.get(p.type)
         if isinstance(t, ArrayType):
             ns[f"T{i}"] = t
-            lines += [f"        if type(a{i}) is FA and a{i}._ctx is CTX and a{i}._type is T{i} and "
-                      f"a{i}._ptr is not None and not a{i}._consumed:",
-                      f"            c{i} = a{i}._ptr",
-                      "        else:",
-                      "            if temps is None:",
-                      "                temps = []",
-                      f"            c{i} = CONV{i}(a{i}, temps)"]
-        else:
-            lines += ["        if temps is None:", "            temps = []", f"        c{i} = CONV{i}(a{i}, temps)"]
-        cargs.append(f"c{i}")
-    vhelper = _symbol(fn._context.lib, value_helper_name(fn.entry.cfun))
-    if vhelper is not None:
+            ns[f"K{i}"] = ctx.value_key(t)
+            arrays.append(i)
+        elif p.type in PRIMITIVES:
+            scalars.append(i)
+    vhelper = _symbol(ctx.lib, value_helper_name(fn.entry.cfun))
+    if vhelper is not None and len(arrays) + len(scalars) == n:
         otype = fn.entry.outputs[0].type
-        ns.update(VHELPER=vhelper, LAST=fn._context.lib.futhark_lab_last_code, NULL=fn._context.ffi.NULL,
-                  SENT=sentinel_py(otype))
+        ns.update(VHELPER=vhelper, LAST=ctx.lib.futhark_lab_last_code, NULL=ctx.ffi.NULL, SENT=sentinel_py(otype))
         failed = "r != r" if otype in ("f32", "f64") else ("r == NULL" if otype not in PRIMITIVES else "r == SENT")
-        lines += [f"        r = VHELPER(handle, SYNC, {', '.join(cargs)})".replace(", )", ")"),
-                  f"        if {failed}:",
-                  "            code = LAST()",
-                  "            if code:",
-                  "                raise self._failure(code)"]
-    else:
-        call_args = ", ".join(["OUT0", *cargs])
-        if fn._helper is not None:
-            lines.append(f"        code = HELPER(handle, SYNC, {call_args})")
-        else:
-            lines.append(f"        code = CFUN(handle, {call_args})")
-            if fn._sync is not None:
-                lines += ["        if code == 0:", "            code = SYNCFN(handle)",
-                          "            code = code + SF if code else 0"]
-        lines += ["        if code:", "            raise self._failure(code)", "        r = OUT0[0]"]
-    lines += ["        return WRAP0(r)",
-              "    finally:",
-              "        if temps:",
-              "            self._free_temps(temps, handle)",
-              "        LOCK.release()"]
+        resident = " and ".join(["handle is not None"] + [
+            f"type(a{i}) is FA and a{i}._usable is K{i}" for i in arrays])
+        lines += ["    ENTER(None)",
+                  "    try:",
+                  "        handle = CTX.handle",
+                  f"        if {resident}:"]
+        lines += [f"            c{i} = a{i}._ptr" for i in arrays]
+        lines += [f"            if {' and '.join(f'c{i} is not None' for i in arrays) or 'True'}:"]
+        lines += [f"                c{i} = CONV{i}(a{i}, None)" for i in scalars]
+        cargs = ", ".join(f"c{i}" for i in range(n))
+        wrap = "WRAP0(r)" if otype in PRIMITIVES or not isinstance(fn._module.manifest.types[otype], ArrayType) \
+            else "WRAP0(r, handle)"
+        lines += [f"                r = VHELPER(handle, SYNC{', ' if n else ''}{cargs})",
+                  f"                if {failed}:",
+                  "                    code = LAST()",
+                  "                    if code:",
+                  "                        raise self._failure(code, handle)",
+                  f"                return {wrap}",
+                  "    finally:",
+                  "        LEAVE()",
+                  "        if DEFERRED and not INFLIGHT:",
+                  "            CTX._run_deferred()",
+                  "    # arguments to copy in, a freed array, a closed context: the generic path (under the lock)",
+                  f"    return self._invoke(({given}), SYNC)"]
+    else:   # a build without value helpers: the output slot is shared, so the whole call holds the lock
+        lines += ["    return self._invoke((" + given + "), SYNC)"]
     exec("\n".join(lines), ns)  # noqa: S102 - generated from the manifest's parameter list only
     ns["__call__"].__qualname__ = fn.entry.name   # Python's own argument errors then name the entry point
     return type(f"EntryFunction_{fn.entry.name}", (EntryFunction,), {"__call__": ns["__call__"],

@@ -26,13 +26,16 @@ class ConsumedError(RuntimeError):
 class FutharkValue:
     """Common lifetime handling: a C pointer owned by a context, freed once."""
 
-    __slots__ = ("_ctx", "_ptr", "_type", "_consumed", "_keepalive", "__weakref__")
+    __slots__ = ("_ctx", "_ptr", "_type", "_consumed", "_keepalive", "_usable", "__weakref__")
 
     def __init__(self, ctx: Any, ptr: Any, type_: ArrayType | OpaqueType, keepalive: Any = None):
         self._ctx = ctx
         self._ptr = ptr
         self._type = type_
         self._consumed = False
+        # the context's key for this type while the value may be passed as is; None once freed or consumed (the
+        # fast entry path checks this one slot instead of context, type, consumed)
+        self._usable = ctx.value_key(type_)
         self._keepalive = keepalive  # e.g. the torch tensor whose memory a raw array aliases
         ctx._track(self)
 
@@ -52,10 +55,12 @@ class FutharkValue:
 
     def free(self) -> None:
         """Release the value now (idempotent)."""
+        self._usable = None
         ptr, self._ptr = self._ptr, None
+        keepalive, self._keepalive = self._keepalive, None
         if ptr is not None and self._ctx.alive:
-            self._ctx._free_value(self._type.ops["free"], ptr)
-        self._keepalive = None
+            # the memory (e.g. a PyTorch tensor's) stays referenced until the free, which may wait for a call
+            self._ctx._free_value(self._type.ops["free"], ptr, keepalive)
 
     def __del__(self):
         try:

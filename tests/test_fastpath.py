@@ -24,6 +24,7 @@ entry get_f64 (xs: []f64) (i: i64): f64 = xs[i]
 entry get_bool (xs: []bool) (i: i64): bool = xs[i]
 entry get_u8 (xs: []u8) (i: i64): u8 = xs[i]
 entry twice (xs: []f64): []f64 = map (*2) xs
+entry slow_sum (xs: []f64) (k: i64): f64 = loop acc = 0 for i < k do acc + f64.sum (map (* f64.i64 i) xs)
 """
 
 
@@ -109,3 +110,64 @@ def test_extension_built_later_for_a_build_without_one(tmp_path):
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT,
                             timeout=300)
     assert second.stdout.split() == ["api", "2"], second.stderr
+
+
+def _in_flight(ctx, thread) -> bool:
+    """Wait until a fast call is registered in the context (or the thread has already finished)."""
+    for _ in range(5000):
+        if ctx._inflight or not thread.is_alive():
+            return bool(ctx._inflight)
+        threading.Event().wait(0.001)
+    return False
+
+
+SLOW_K = 3000   # ~0.1-1 s of work over 10^5 elements: long enough to act while the call runs
+
+
+def _slow_call(m, xd, out):
+    t = threading.Thread(target=lambda: out.append(m.slow_sum(xd, SLOW_K)))
+    t.start()
+    return t
+
+
+def test_free_during_fast_call_waits_for_it(prog):
+    """The fast path holds no lock: a free on another thread is queued until the call that uses the array returns
+    (freed at once, the call would read freed memory)."""
+    xs = np.ones(100_000)
+    xd = prog.array(xs)
+    ctx, out = prog.context, []
+    t = _slow_call(prog, xd, out)
+    if not _in_flight(ctx, t):
+        t.join()
+        pytest.skip("the call finished before the free could race it")
+    xd.free()
+    queued = len(ctx._deferred)
+    t.join()
+    assert queued == 1, "the free should wait for the call in flight"
+    assert out == [xs.sum() * SLOW_K * (SLOW_K - 1) / 2]
+    assert not ctx._deferred and not ctx._inflight  # run by the call on its way out
+    with pytest.raises(ValueError, match="freed"):
+        prog.slow_sum(xd, 1)
+
+
+def test_close_during_fast_call(prog):
+    """close() on another thread: new calls fail at once, the call in flight finishes with the right answer, and
+    the context is freed when it returns."""
+    m = futhark_lab.compile(SRC, backend=prog.backend)
+    xs = np.arange(100_000.0)
+    xd = m.array(xs)
+    ctx, out = m.context, []
+    t = _slow_call(m, xd, out)
+    if not _in_flight(ctx, t):
+        t.join()
+        m.close()
+        pytest.skip("the call finished before close could race it")
+    m.close()
+    assert ctx.handle is None
+    with pytest.raises(ValueError, match="closed"):
+        m.slow_sum(np.ones(3), 1)
+    still_alive = ctx._finalizer.alive
+    t.join()
+    assert still_alive, "the context must not be freed under the call in flight"
+    assert out == [xs.sum() * SLOW_K * (SLOW_K - 1) / 2]
+    assert not ctx._finalizer.alive and not ctx._deferred  # freed by the call on its way out
