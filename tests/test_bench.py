@@ -415,3 +415,16 @@ def test_bench_refuses_a_bad_idle_time_before_reading_anything(idle, tmp_path):
 
     with pytest.raises(ValueError, match="idle_s must be seconds between 0 and 10"):
         bench(tmp_path / "absent.fut", ["c"], idle_s=idle)
+
+
+@pytest.mark.parametrize("seconds", [30e-6, 400e-6, 3e-3])
+def test_idle_never_returns_early(seconds):
+    """The gap reproduced before each run is at least what was asked (the sleep part leaves room for the machine's
+    wake-up latency; the rest is spun to the deadline)."""
+    import time
+
+    from futhark_lab.bench.run import idle
+    for _ in range(20):
+        t = time.perf_counter()
+        idle(seconds)
+        assert time.perf_counter() - t >= seconds
