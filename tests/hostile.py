@@ -640,6 +640,46 @@ def close_while_other_thread_calls(m, b):
     """, must=("closed",))
 
 
+@case(backends=("c", "multicore", "opencl", "cuda"))
+def frees_and_close_race_resident_calls(m, b):
+    """The lock-free fast path: 4 threads call entry points on resident arrays while the main thread frees them,
+    drops others to their finalisers, then closes the module; no crash, no wrong sum, nothing left queued."""
+    return run_script(f"""
+        import random, threading, time, numpy as np, futhark_lab
+        src = ("entry s (xs: []f64): f64 = f64.sum xs\\n"
+               "entry twice (xs: []f64): []f64 = map (*2) xs\\n")
+        m = futhark_lab.compile(src, backend={b!r})
+        arrays = [m.array(np.full(1000, float(i))) for i in range(40)]
+        bad, stop = [], threading.Event()
+        def caller(seed):
+            rng = random.Random(seed)
+            while not stop.is_set():
+                a = rng.choice(arrays)
+                try:
+                    if float(m.s(a)) % 1000 != 0:
+                        bad.append("sum")
+                    m.twice(a).numpy()
+                except ValueError as e:
+                    if "closed" in str(e):
+                        return
+                    if "freed" not in str(e):
+                        bad.append(str(e))
+        ts = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+        [t.start() for t in ts]
+        for a in random.sample(arrays, 30):
+            time.sleep(0.002)
+            a.free()
+        del a
+        arrays[:] = arrays[:5] + [m.array(np.full(1000, 7.0)) for _ in range(5)]
+        time.sleep(0.05)
+        m.close()
+        stop.set()
+        [t.join(60) for t in ts]
+        left = len(getattr(m.context, "_inflight", ())) + len(getattr(m.context, "_deferred", ()))
+        print("WRONG:" if bad or left else "raced:", bad[:2], left)
+    """, must=("raced:",))
+
+
 @case()
 def daemon_thread_calling_at_exit(m, b):
     return run_script(f"""
