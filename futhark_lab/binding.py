@@ -531,10 +531,12 @@ class EntryFunction:
             self.__class__ = _specialised(self)
 
     def _free_temps(self, temps: list, handle: Any) -> None:
+        """Free a call's temporary inputs with the handle it used: the context outlives the call (the generic path
+        holds the lock; a fast call is in flight), unless a sticky error retired it."""
         ctx = self._context
         for t in temps:
             if type(t) is tuple:
-                if ctx.handle is not None:
+                if not ctx._retired:
                     t[0](handle, t[1])
             else:
                 t.free()
@@ -652,7 +654,10 @@ class EntryFunction:
             else:
                 host = as_host_array(ename, p.name, t, v)
             # a temporary Futhark array, freed right after the call; the host buffer stays referenced until then
-            ptr = new_fn(ctx.handle, ffi.from_buffer(buf_type, host), *host.shape)
+            handle = ctx.handle
+            if handle is None:   # closed by another thread since the call began
+                raise ctx.closed_error(f"{ename}()")
+            ptr = new_fn(handle, ffi.from_buffer(buf_type, host), *host.shape)
             if ptr == null:
                 raise ctx.error(1, f"{ename}(): copying parameter {p.name!r} of shape {host.shape} in")
             temps.append((free_fn, ptr, host))
@@ -739,11 +744,11 @@ _MISSING = object()
 
 def _specialised(fn: EntryFunction) -> type:
     """A subclass of EntryFunction whose ``__call__`` is written for this entry point's parameters (one output, no
-    unique parameters).  Where every array argument is resident in this context, it is one C call (the library's
-    value helper does entry point + sync and returns the result itself, so no output slot is shared) and no lock:
-    the call is registered in the context's ``_inflight`` list instead, so a free or close() on another thread
-    waits in the queue rather than pulling memory from under it (Context._free_value).  Anything else (NumPy
-    arguments to copy in, a closed context) goes to the generic path, under the lock.  This keeps futhark-lab's
+    unique parameters): a resident array is passed as is, anything else converted inline (a NumPy array copied in
+    as a temporary, freed after the call), and entry point + sync are one C call (the library's value helper
+    returns the result itself, so no output slot is shared).  No lock: the call is registered in the context's
+    ``_inflight`` list instead, so a free or close() on another thread waits in the queue rather than pulling memory
+    from under it (Context._free_value).  A closed context goes to the generic path, which raises.  This keeps futhark-lab's
     per-call cost within a fraction of a microsecond of calling the C library directly
     (benchmarks/call_overhead.py)."""
     n = fn._nargs
@@ -787,29 +792,34 @@ def _specialised(fn: EntryFunction) -> type:
         otype = fn.entry.outputs[0].type
         ns.update(VHELPER=vhelper, LAST=ctx.lib.futhark_lab_last_code, NULL=ctx.ffi.NULL, SENT=sentinel_py(otype))
         failed = "r != r" if otype in ("f32", "f64") else ("r == NULL" if otype not in PRIMITIVES else "r == SENT")
-        resident = " and ".join(["handle is not None"] + [
-            f"type(a{i}) is FA and a{i}._usable is K{i}" for i in arrays])
-        lines += ["    ENTER(None)",
+        lines += ["    temps = None",
+                  "    ENTER(None)",
                   "    try:",
                   "        handle = CTX.handle",
-                  f"        if {resident}:"]
-        lines += [f"            c{i} = a{i}._ptr" for i in arrays]
-        lines += [f"            if {' and '.join(f'c{i} is not None' for i in arrays) or 'True'}:"]
-        lines += [f"                c{i} = CONV{i}(a{i}, None)" for i in scalars]
+                  "        if handle is not None:"]
+        for i in arrays:   # resident: passed as is; anything else converted (a NumPy array copied in, freed below)
+            lines += [f"            c{i} = a{i}._ptr if type(a{i}) is FA and a{i}._usable is K{i} else None",
+                      f"            if c{i} is None:",
+                      "                if temps is None:",
+                      "                    temps = []",
+                      f"                c{i} = CONV{i}(a{i}, temps)"]
+        lines += [f"            c{i} = CONV{i}(a{i}, None)" for i in scalars]
         cargs = ", ".join(f"c{i}" for i in range(n))
         wrap = "WRAP0(r)" if otype in PRIMITIVES or not isinstance(fn._module.manifest.types[otype], ArrayType) \
             else "WRAP0(r, handle)"
-        lines += [f"                r = VHELPER(handle, SYNC{', ' if n else ''}{cargs})",
-                  f"                if {failed}:",
-                  "                    code = LAST()",
-                  "                    if code:",
-                  "                        raise self._failure(code, handle)",
-                  f"                return {wrap}",
+        lines += [f"            r = VHELPER(handle, SYNC{', ' if n else ''}{cargs})",
+                  f"            if {failed}:",
+                  "                code = LAST()",
+                  "                if code:",
+                  "                    raise self._failure(code, handle)",
+                  f"            return {wrap}",
                   "    finally:",
+                  "        if temps:",
+                  "            self._free_temps(temps, handle)",
                   "        LEAVE()",
                   "        if DEFERRED and not INFLIGHT:",
                   "            CTX._run_deferred()",
-                  "    # arguments to copy in, a freed array, a closed context: the generic path (under the lock)",
+                  "    # a closed context: the generic path raises the closed error",
                   f"    return self._invoke(({given}), SYNC)"]
     else:   # a build without value helpers: the output slot is shared, so the whole call holds the lock
         lines += ["    return self._invoke((" + given + "), SYNC)"]

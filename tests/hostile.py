@@ -642,8 +642,9 @@ def close_while_other_thread_calls(m, b):
 
 @case(backends=("c", "multicore", "opencl", "cuda"))
 def frees_and_close_race_resident_calls(m, b):
-    """The lock-free fast path: 4 threads call entry points on resident arrays while the main thread frees them,
-    drops others to their finalisers, then closes the module; no crash, no wrong sum, nothing left queued."""
+    """The lock-free fast path: 4 threads call entry points on resident arrays (and NumPy ones) while the main
+    thread frees them, drops others to their finalisers, then closes the module; no crash, no wrong sum, nothing
+    left queued."""
     return run_script(f"""
         import random, threading, time, numpy as np, futhark_lab
         src = ("entry s (xs: []f64): f64 = f64.sum xs\\n"
@@ -658,6 +659,8 @@ def frees_and_close_race_resident_calls(m, b):
                 try:
                     if float(m.s(a)) % 1000 != 0:
                         bad.append("sum")
+                    if float(m.s(np.full(1000, 5.0))) != 5000:   # a NumPy argument: a temporary copy
+                        bad.append("numpy sum")
                     m.twice(a).numpy()
                 except ValueError as e:
                     if "closed" in str(e):
