@@ -99,7 +99,8 @@ def main() -> None:
               f"{np.median(times[name]):.0f} µs")
     import futhark_lab
     with futhark_lab.compile(work / "prefix_sum.fut", backend="c") as m:
-        print(f"  {'futhark-lab library (-fPIC)':<34} {describe(inner_loop(m.build.library, 'futhark_entry_prefix_sum'))}")
+        loop = inner_loop(m.build.library, "futhark_entry_prefix_sum")
+        print(f"  {'futhark-lab library (-fPIC)':<34} {describe(loop)}")
     base, aligned = (np.median(v) for v in times.values())
     print(f"default layout / aligned loops: {base / aligned:.2f}x")
 

@@ -748,8 +748,8 @@ def _specialised(fn: EntryFunction) -> type:
     as a temporary, freed after the call), and entry point + sync are one C call (the library's value helper
     returns the result itself, so no output slot is shared).  No lock: the call is registered in the context's
     ``_inflight`` list instead, so a free or close() on another thread waits in the queue rather than pulling memory
-    from under it (Context._free_value).  A closed context goes to the generic path, which raises.  This keeps futhark-lab's
-    per-call cost within a fraction of a microsecond of calling the C library directly
+    from under it (Context._free_value).  A closed context goes to the generic path, which raises.  This keeps
+    futhark-lab's per-call cost within a fraction of a microsecond of calling the C library directly
     (benchmarks/call_overhead.py)."""
     n = fn._nargs
     names = [f"a{i}" for i in range(n)]
