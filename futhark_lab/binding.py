@@ -754,35 +754,36 @@ def _specialised(fn: EntryFunction) -> type:
     n = fn._nargs
     names = [f"a{i}" for i in range(n)]
     ctx = fn._context
-    ns: dict[str, Any] = {"EntryFunction": EntryFunction, "FA": FutharkArray, "CTX": ctx,
-                          "OUT0": fn._outs[0], "WRAP0": fn._wraps[0], "LOCK": ctx._lock,
-                          "SYNC": fn._sync_flag, "SF": SYNC_FAILED, "HELPER": fn._helper, "CFUN": fn._cfun,
-                          "SYNCFN": fn._sync, "WHAT": f"{fn.entry.name}()", "ENTER": ctx._inflight.append,
-                          "LEAVE": ctx._inflight.pop, "INFLIGHT": ctx._inflight, "DEFERRED": ctx._deferred}
+    ns: dict[str, Any] = {"EntryFunction": EntryFunction, "FA": FutharkArray, "CTX": ctx, "WRAP0": fn._wraps[0],
+                          "SYNC": fn._sync_flag, "ENTER": ctx._inflight.append, "LEAVE": ctx._inflight.pop,
+                          "INFLIGHT": ctx._inflight, "DEFERRED": ctx._deferred}
     # parameters with a sentinel default, named as in Futhark where that is safe: no argument tuple to build, and
     # f(xs=a) works at no cost; a wrong number of arguments goes to the generic path, whose errors name the entry
     # point and its parameters (Python's own, for an unknown name, name it through __qualname__)
     ns["MISSING"] = _MISSING
     futhark_names = [p.name for p in fn.entry.inputs]
-    reserved = set(ns) | {"self", "rest", "temps", "handle", "r", "code", "args", "kwargs"}
+    reserved = set(ns) | {"self", "rest", "temps", "handle", "r", "code", "args", "kwargs", "VHELPER", "LAST",
+                          "NULL", "SENT"}
     safe = all(x.isidentifier() and not keyword.iskeyword(x) and x not in reserved
-               and not re.fullmatch(r"(a|c|T|K|CONV)\d+", x) for x in futhark_names)
+               and not re.fullmatch(r"(a|c|K|CONV)\d+", x) for x in futhark_names)
     pnames = futhark_names if safe else names
     params = "".join(f"{a}=MISSING, " for a in pnames)
     missing = " or ".join(f"{a} is MISSING" for a in pnames) or "False"
     given = ", ".join(pnames) + ("," if n else "")
-    lines = [f"def __call__(self, {params}*rest):",
+    lines = [f"def __call__(self, {params}*rest{'' if safe else ', **kw'}):",
              "    if rest:",
-             f"        return EntryFunction.__call__(self, {given} *rest)",
-             f"    if {missing}:",
-             f"        return self._call_with_gaps(({given}))"]
+             f"        return EntryFunction.__call__(self, {given} *rest)"]
+    if not safe:   # names Python cannot take as parameters here: by name through the generic path
+        lines += ["    if kw:",
+                  f"        return EntryFunction.__call__(self, *(x for x in ({given}) if x is not MISSING), **kw)"]
+    lines += [f"    if {missing}:",
+              f"        return self._call_with_gaps(({given}))"]
     lines += [f"    a{i} = {x}" for i, x in enumerate(pnames) if x != f"a{i}"]
     arrays, scalars = [], []
     for i, p in enumerate(fn.entry.inputs):
         ns[f"CONV{i}"] = fn._convs[i]
         t = fn._module.manifest.types.get(p.type)
         if isinstance(t, ArrayType):
-            ns[f"T{i}"] = t
             ns[f"K{i}"] = ctx.value_key(t)
             arrays.append(i)
         elif p.type in PRIMITIVES:

@@ -204,7 +204,6 @@ FORKED = ("this module was created in the parent of a forked process; its runtim
           "'spawn' start method of multiprocessing")
 
 
-
 _UNSET = object()
 
 

@@ -88,6 +88,21 @@ def test_arguments_by_name(prog):
             call()
 
 
+def test_parameter_names_that_the_fast_path_uses_itself():
+    """Futhark parameters named like the specialised call's own globals (LAST, NULL) or temporaries (c0) neither
+    shadow them nor lose keyword calls: those entry points take names through the generic path."""
+    src = ("entry f (LAST: []f64) (c0: i64): f64 = LAST[c0]\n"
+           "entry g (NULL: f64): f64 = NULL + 1\n")
+    with futhark_lab.compile(src, backend="c") as m:
+        xs = np.array([1.0, 2.5])
+        assert m.f(xs, 1) == 2.5 and m.f(LAST=xs, c0=0) == 1.0 and m.f(xs, c0=1) == 2.5
+        assert m.g(2.0) == 3.0 and m.g(NULL=2.0) == 3.0
+        with pytest.raises(TypeError, match=r"f\(\) got an unexpected keyword argument 'ys'"):
+            m.f(ys=xs, c0=0)
+        with pytest.raises(TypeError, match=r"f\(\) is missing parameter\(s\) 'LAST'"):
+            m.f(c0=1)
+
+
 def test_tuple_results(prog):
     xs = np.array([5, -3, 9, 0], dtype=np.int32)
     assert tuple(prog.min_max(xs)) == (-3, 9)

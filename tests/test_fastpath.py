@@ -112,34 +112,31 @@ def test_extension_built_later_for_a_build_without_one(tmp_path):
     assert second.stdout.split() == ["api", "2"], second.stderr
 
 
-def _in_flight(ctx, thread) -> bool:
-    """Wait until a fast call is registered in the context (or the thread has already finished)."""
-    for _ in range(5000):
-        if ctx._inflight or not thread.is_alive():
-            return bool(ctx._inflight)
-        threading.Event().wait(0.001)
-    return False
-
-
 SLOW_K = 3000   # ~0.1-1 s of work over 10^5 elements: long enough to act while the call runs
 
 
-def _slow_call(m, xd, out):
+def _call_in_flight(m, xs):
+    """slow_sum(xs) started on another thread and registered in the context as a fast call (the test skips if the
+    call finished first): (the resident array, the thread, the list its answer goes to)."""
+    xd, out = m.array(xs), []
     t = threading.Thread(target=lambda: out.append(m.slow_sum(xd, SLOW_K)))
     t.start()
-    return t
+    for _ in range(5000):
+        if m.context._inflight:
+            return xd, t, out
+        if not t.is_alive():
+            break
+        threading.Event().wait(0.001)
+    t.join()
+    pytest.skip("the call finished before the test could race it")
 
 
 def test_free_during_fast_call_waits_for_it(prog):
     """The fast path holds no lock: a free on another thread is queued until the call that uses the array returns
     (freed at once, the call would read freed memory)."""
     xs = np.ones(100_000)
-    xd = prog.array(xs)
-    ctx, out = prog.context, []
-    t = _slow_call(prog, xd, out)
-    if not _in_flight(ctx, t):
-        t.join()
-        pytest.skip("the call finished before the free could race it")
+    xd, t, out = _call_in_flight(prog, xs)
+    ctx = prog.context
     xd.free()
     queued = len(ctx._deferred)
     t.join()
@@ -155,13 +152,8 @@ def test_close_during_fast_call(prog):
     the context is freed when it returns."""
     m = futhark_lab.compile(SRC, backend=prog.backend)
     xs = np.arange(100_000.0)
-    xd = m.array(xs)
-    ctx, out = m.context, []
-    t = _slow_call(m, xd, out)
-    if not _in_flight(ctx, t):
-        t.join()
-        m.close()
-        pytest.skip("the call finished before close could race it")
+    _, t, out = _call_in_flight(m, xs)
+    ctx = m.context
     m.close()
     assert ctx.handle is None
     with pytest.raises(ValueError, match="closed"):
