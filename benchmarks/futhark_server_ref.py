@@ -23,7 +23,8 @@ import numpy as np
 
 def build_executable(c_file: Path, exe: Path, backend: str, version: tuple, version_text: str) -> Path:
     """futhark's own executable (CLI or server) from C that futhark generated on another machine, compiled with
-    futhark-lab's C flags (and CUDA shim), so both sides of a comparison run the same compiled code."""
+    futhark-lab's C flags (and CUDA shim) but no -fPIC.  The GPU kernels are the same on both sides; host code may be
+    laid out differently, which can matter on CPU backends (benchmarks/code_placement.py)."""
     import subprocess
 
     from futhark_lab.compiler import FutharkCompiler, c_compiler, c_flags
