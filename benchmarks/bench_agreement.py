@@ -87,7 +87,7 @@ def write_programs(work: Path, data: bool = True) -> None:
 
 def futhark_bench(work: Path, backend: str, out: str, programs=None, skip_compilation: bool = False,
                   cflags: str = "") -> dict:
-    from futhark_lab.compiler import find_futhark
+    from futhark_lab.build.toolchain import find_futhark
 
     env = dict(os.environ)
     if cflags:   # futhark's C compiler flags: $CFLAGS replaces its default -O3 -std=c99
@@ -136,7 +136,7 @@ def table(rows: list[dict], ref_name: str) -> str:
 
 def cpu(backends: list[str], rounds: int, cflags: str = "") -> None:
     from futhark_lab.bench import load_json
-    from futhark_lab.compiler import find_futhark
+    from futhark_lab.build.toolchain import find_futhark
 
     work = Path(tempfile.mkdtemp(prefix="bench-agreement-"))
     write_programs(work)
@@ -145,7 +145,7 @@ def cpu(backends: list[str], rounds: int, cflags: str = "") -> None:
     rows = []
     for b in backends:
         fb_files, labs = [], []
-        from futhark_lab.timing import Policy
+        from futhark_lab.measure.timing import Policy
         policy = Policy(min_samples=10, min_time_s=0.5, max_time_s=1.0, max_noise=0.01)   # futhark bench's floor
         for name in PROGRAMS:
             for r in range(rounds):    # alternated per program, so changes in the machine's load hit both alike
@@ -188,7 +188,8 @@ def cpu(backends: list[str], rounds: int, cflags: str = "") -> None:
 
 
 def prepare_gpu(out: Path, backend: str = "cuda") -> None:
-    from futhark_lab.compiler import export_generated, find_futhark
+    from futhark_lab.build.generated import export_generated
+    from futhark_lab.build.toolchain import find_futhark
 
     fut = find_futhark()
     write_programs(out, data=False)        # the data is made where it runs (seeded), so it need not be carried
@@ -210,7 +211,7 @@ def prepare_gpu(out: Path, backend: str = "cuda") -> None:
 
 def gpu(work: Path, seconds: float, rounds: int) -> None:
     from futhark_lab.bench.spec import program_key, read
-    from futhark_lab.timing import Policy
+    from futhark_lab.measure.timing import Policy
     from futhark_server_ref import build_executable, server_runtimes
 
     work = work.resolve()
@@ -226,7 +227,7 @@ def gpu(work: Path, seconds: float, rounds: int) -> None:
         servers[name] = build_executable(exe.with_suffix(".c"), exe, backend, meta["futhark_version"],
                                          meta["futhark_version_text"])
 
-    from futhark_lab.sweep import new_run_id
+    from futhark_lab.measure.store import new_run_id
     policy = Policy(min_samples=10, min_time_s=seconds, max_time_s=seconds, max_noise=0.0, max_samples=10**6)
     # the runtime configuration futhark bench uses: its default, managed memory where the GPU has it (futhark-lab's
     # own default is plain device memory; on the H100 that made 20-50 µs calls 2-4 µs slower: gpu_p4.py)

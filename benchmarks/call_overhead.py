@@ -36,9 +36,9 @@ TARGET_US = {"c": 0.5, "cuda": 1.0}
 
 def measure(backend: str, n: int, rounds: int, budget_s: float) -> dict:
     import futhark_lab
-    from futhark_lab.timing import median_ci
+    from futhark_lab.measure.stats import median_ci
 
-    from futhark_lab import fastcall
+    from futhark_lab.build import fastcall
     m = futhark_lab.compile(ROOT / "kernels" / "sum_squares.fut", backend=backend)
     if m.library.mode != "api":  # a first build on a machine with few cores binds before its extension is done
         fastcall.wait()

@@ -30,7 +30,7 @@ def main() -> None:
     import torch
 
     import futhark_lab
-    from futhark_lab.timing import Policy, measure
+    from futhark_lab.measure.timing import Policy, measure
 
     print(subprocess.run("lscpu | grep -E 'Thread|Core|Socket|Model name'", shell=True, capture_output=True,
                          text=True).stdout)

@@ -27,10 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import futhark_lab  # noqa: E402
-from futhark_lab import cudadrv  # noqa: E402
-from futhark_lab.hardware import cuda_attributes  # noqa: E402
-from futhark_lab.timing import (CacheFlusher, Policy, TorchEventTimer, batch_per_call, device_times,  # noqa: E402
-                                measure)
+from futhark_lab.runtime import cudadrv  # noqa: E402
+from futhark_lab.measure.hardware import cuda_attributes  # noqa: E402
+from futhark_lab.measure.cacheflush import CacheFlusher
+from futhark_lab.measure.timing import Policy, measure
+from futhark_lab.measure.devicetime import TorchEventTimer, batch_per_call, device_times
 
 
 def us(s: float) -> str:
@@ -138,7 +139,7 @@ def main() -> None:
     assert abs(float(fn(xp)) - want) <= 1e-9 * want
 
     # ---------------------------------------------------------------- D
-    from futhark_lab.hardware import measure_cpu
+    from futhark_lab.measure.hardware import measure_cpu
     hw = measure_cpu()
     print("\nD. host ceilings as the sweep uses them:")
     print(f"  measured bandwidth {hw.peak_bw_measured_gbps:.1f} GB/s ({hw.how.get('bandwidth_measured')})")

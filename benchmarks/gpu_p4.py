@@ -38,7 +38,7 @@ BACKEND = os.environ.get("P4_BACKEND", "cuda")   # c: try the script where there
 
 
 def generate(dest: Path) -> None:
-    from futhark_lab.compiler import find_futhark
+    from futhark_lab.build.toolchain import find_futhark
 
     fut = find_futhark()
     dest.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def main() -> None:
 
     import futhark_lab
     from futhark_lab.bench.run import idle as precise_idle
-    from futhark_lab.timing import Policy, measure
+    from futhark_lab.measure.timing import Policy, measure
     from futhark_server_ref import server_runtimes
 
     sizes = [int(float(s)) for s in a.sizes.split(",")]

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import futhark_lab  # noqa: E402
-from futhark_lab.hardware import measure_cuda  # noqa: E402
-from futhark_lab.timing import Policy, measure, measure_cuda_events  # noqa: E402
+from futhark_lab.measure.hardware import measure_cuda  # noqa: E402
+from futhark_lab.measure.timing import Policy, measure, measure_cuda_events  # noqa: E402
 
 
 def main() -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from .errors import (BackendUnavailable, FutharkCompileError, FutharkError, FutharkLabError, FutharkNotFound,
-                     FutharkOutOfMemory)
-from .frontdoor import compile
-
+from .errors import (
+    BackendUnavailable,
+    FutharkCompileError,
+    FutharkError,
+    FutharkLabError,
+    FutharkNotFound,
+    FutharkOutOfMemory,
+)
+from .runtime.frontdoor import compile
 from .version import __version__
 
 __all__ = ["compile", "sweep", "compare", "report", "explore", "doctor", "FutharkError", "FutharkCompileError",
@@ -15,20 +20,23 @@ __all__ = ["compile", "sweep", "compare", "report", "explore", "doctor", "Futhar
 def __getattr__(name: str):
     # heavier front doors load on first use, so `import futhark_lab` stays fast
     if name == "sweep":
-        from .sweep import sweep
+        from .sweep.run import sweep
         return sweep
     if name == "compare":
-        from .sweep import compare
+        from .measure.compare import compare
         return compare
     if name == "report":
-        from .report import report
+        from .view.report import report
         return report
     if name == "explore":
-        from .widgets import explore
+        from .view.widgets import explore
         return explore
     if name == "doctor":
-        from .doctor import doctor
+        from .runtime.doctor import doctor
         return doctor
+    if name in ("plots", "benchplots"):  # `from futhark_lab import plots`: the figures live in the view layer
+        import importlib
+        return importlib.import_module(f".view.{name}", __name__)
     raise AttributeError(f"module 'futhark_lab' has no attribute {name!r}")
 
 

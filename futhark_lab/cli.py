@@ -31,7 +31,7 @@ def _parse_sizes(text: str | None) -> list[int] | None:
     """'1e3:1e8' (decades), '1e3:1e8:2' (2 per decade), or '1000,5000,1e6'."""
     if not text:
         return None
-    from .sweep import sizes_between
+    from .sweep.run import sizes_between
     if ":" in text:
         parts = text.split(":")
         try:
@@ -50,8 +50,10 @@ def _parse_sizes(text: str | None) -> list[int] | None:
 
 def _impls(backends: list[str], torch_devices: list[str], numpy: bool, copy: bool, kernel,
            pinned: bool = False) -> list:
-    from .compiler import ALL_BACKENDS
-    from .sweep import futhark, numpy_impl, torch
+    from .build.toolchain import ALL_BACKENDS
+    from .sweep.impls.futhark import futhark
+    from .sweep.impls.numpy_cpu import numpy_impl
+    from .sweep.impls.torch_eager import torch
 
     impls = []
     for b in backends:
@@ -71,7 +73,7 @@ def _impls(backends: list[str], torch_devices: list[str], numpy: bool, copy: boo
 
 
 def _working_backends(candidates: tuple[str, ...], quiet: bool) -> list[str]:
-    from .doctor import check_backend
+    from .runtime.doctor import check_backend
 
     ok = []
     for b in candidates:
@@ -94,9 +96,9 @@ def _torch_devices(want: str | None) -> list[str]:
 
 
 def cmd_run(a) -> int:
-    from . import report as rep
-    from .sweep import sweep
-    from .timing import Policy
+    from .measure.timing import Policy
+    from .sweep.run import sweep
+    from .view import report as rep
 
     suite = _suite()
     kernel = suite.for_source(a.source) if a.source.endswith(".fut") else suite.KERNELS.get(a.source)
@@ -120,9 +122,10 @@ PYTHON_BACKEND_MAX_SIZE = 10_000
 
 
 def cmd_demo(a) -> int:
-    from . import report as rep
-    from .sweep import new_run_id, sweep
-    from .timing import Policy
+    from .measure.store import new_run_id
+    from .measure.timing import Policy
+    from .sweep.run import sweep
+    from .view import report as rep
 
     suite = _suite()
     print("checking backends (futhark-lab doctor):", file=sys.stderr)
@@ -166,9 +169,8 @@ def _summary(df) -> None:
 
 
 def cmd_generate(a) -> int:
-    from .compiler import export_generated
-
-    from .doctor import TINY
+    from .build.generated import export_generated
+    from .runtime.doctor import TINY
 
     for b in a.backends.split(","):
         for src in a.sources:
@@ -179,7 +181,7 @@ def cmd_generate(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from . import report as rep
+    from .view import report as rep
     path = rep.report(a.run, a.out)
     print(path)
     if a.export:
@@ -192,7 +194,7 @@ def _is_bench(x: str) -> bool:
     """A futhark bench JSON file, or a run made by `bench`/`import` (rows with a dataset)."""
     if x.endswith(".json"):
         return True
-    from .sweep import load_run
+    from .measure.store import load_run
     try:
         return "dataset" in load_run(x)
     except FileNotFoundError:
@@ -201,18 +203,18 @@ def _is_bench(x: str) -> bool:
 
 def cmd_compare(a) -> int:
     if _is_bench(a.run_a) or _is_bench(a.run_b):
-        from .bench.comparison import compare as bcompare, format_table
-        from .bench.comparison import frame
+        from .bench.comparison import compare as bcompare
+        from .bench.comparison import format_table, frame
         sides = [frame(a.run_a), frame(a.run_b)]
         if a.impl:
             sides = [d[d["impl"] == a.impl] if a.impl in set(d["impl"]) else d for d in sides]
         df = bcompare(*sides, alpha=a.alpha)
         if a.report:
-            from . import report as rep
+            from .view import report as rep
             print(f"report: {rep.comparison_report(df, a.report, a=a.run_a, b=a.run_b)}", file=sys.stderr)
         print(df.to_json(orient="records", indent=2) if a.json else format_table(df))
         return 0
-    from .sweep import compare
+    from .measure.compare import compare
     df = compare(a.run_a, a.run_b, alpha=a.alpha)
     if a.json:
         print(df.to_json(orient="records", indent=2))
@@ -222,10 +224,11 @@ def cmd_compare(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from . import report as rep
-    from .bench.run import DEFAULT_POLICY, bench
-    from .compiler import ALL_BACKENDS
     import dataclasses
+
+    from .bench.run import DEFAULT_POLICY, bench
+    from .build.toolchain import ALL_BACKENDS
+    from .view import report as rep
 
     backends = [b for b in a.backends.split(",") if b] if a.backends else _working_backends(
         ("c", "multicore", "opencl", "cuda"), a.quiet)
@@ -250,7 +253,7 @@ def cmd_bench(a) -> int:
             shown["error"] = shown["error"].map(lambda e: "" if not isinstance(e, str) else e.splitlines()[0][:70])
         with pd.option_context("display.width", 220, "display.max_rows", 500):
             print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    from .sweep import results_dir
+    from .measure.store import results_dir
     path = rep.report(df, a.report or Path(a.results or results_dir()) / df.attrs["run_id"] / "report.html")
     print(f"report: {path}\nrun: {df.attrs.get('run_id')}")
     bad = ("correct" in df and (df["correct"] == False).any()) or ("error" in df and df["error"].notna().any())  # noqa: E712
@@ -258,8 +261,8 @@ def cmd_bench(a) -> int:
 
 
 def cmd_import(a) -> int:
-    from . import report as rep
     from .bench.jsonimport import import_json
+    from .view import report as rep
 
     df = import_json(a.files, run_id=a.run_id, results=a.results, backend=a.backend, impl=a.impl)
     print(f"imported {len(df)} program/dataset rows from {len(a.files)} file(s) into run {df.attrs['run_id']}")
@@ -269,8 +272,8 @@ def cmd_import(a) -> int:
 
 
 def cmd_doctor(a) -> int:
-    from .compiler import ALL_BACKENDS
-    from .doctor import doctor, format_table
+    from .build.toolchain import ALL_BACKENDS
+    from .runtime.doctor import doctor, format_table
 
     backends = a.backends.split(",") if a.backends else list(ALL_BACKENDS)
     statuses = doctor(backends, as_frame=False)

@@ -16,7 +16,7 @@ import time
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .compiler import ALL_BACKENDS
+from .build.toolchain import ALL_BACKENDS
 from .errors import BackendUnavailable, FutharkCompileError, FutharkLabError
 
 DEFAULT_NAME = "fut"
@@ -120,7 +120,7 @@ class FutharkMagics(Magics):
                              "choose another, e.g. --name mod")
         verbose = args.verbose if args.verbose is not None else d.get("verbose", False)
         options = list(d.get("options", [])) + list(args.option or [])
-        from .frontdoor import compile as fcompile
+        from .runtime.frontdoor import compile as fcompile
 
         t0 = time.perf_counter()
         try:

@@ -51,13 +51,13 @@ class Outcome(Exception):
 
 def ok_error_types():
     from futhark_lab.errors import FutharkLabError
-    from futhark_lab.values import ConsumedError
+    from futhark_lab.runtime.values import ConsumedError
     return (FutharkLabError, TypeError, ValueError, KeyError, ConsumedError)
 
 
 def require_futhark() -> None:
     """Cases that compile new source need futhark (a GPU machine may run code generated elsewhere)."""
-    from futhark_lab.compiler import futhark_available
+    from futhark_lab.build.toolchain import futhark_available
     if not futhark_available():
         raise Outcome("skip", "needs the futhark compiler (absent here)")
 
@@ -607,7 +607,7 @@ def compile_time_limit_and_bad_sources(m, b):
     import tempfile
 
     import futhark_lab
-    from futhark_lab.compiler import futhark_available
+    from futhark_lab.build.toolchain import futhark_available
     if futhark_available():
         expect_error(lambda: futhark_lab.compile("entry g (x: i32) : i32 = x + 7 -- %d" % time.time_ns(),
                                                  backend=b, timeout=0.001), "time limit")
@@ -780,7 +780,7 @@ def child(backend: str, start: int) -> None:
 def _module_unusable(m: Any, backend: str) -> str | None:
     """Why the shared module can no longer run cases (a sticky GPU error retired it or poisoned the backend for
     this process), or None."""
-    from futhark_lab.poisoned import poisoned_reason
+    from futhark_lab.runtime.poisoned import poisoned_reason
     if poisoned_reason(backend) is not None:
         return "the backend is poisoned in this process"
     ctx = getattr(m, "context", None)

@@ -179,14 +179,14 @@ def _futhark_bench(futhark: str, d: Path, backend: str, out: str, program: str =
 
 @pytest.fixture(scope="module")
 def real_json(program):
-    from futhark_lab.compiler import find_futhark
+    from futhark_lab.build.toolchain import find_futhark
     return _futhark_bench(find_futhark().path, program, "c", "fb-c.json")
 
 
 @pytest.fixture(scope="module")
 def lab_run(program, tmp_path_factory):
     from futhark_lab.bench import bench
-    from futhark_lab.timing import Policy
+    from futhark_lab.measure.timing import Policy
 
     cwd = os.getcwd()
     os.chdir(program)
@@ -293,7 +293,7 @@ def test_import_and_compare(real_json, lab_run, tmp_path):
 
 @needs_futhark
 def test_report_has_the_1861_plots(lab_run, tmp_path):
-    from futhark_lab import report
+    from futhark_lab.view import report
 
     path = report.report(lab_run, tmp_path / "r.html")
     html = path.read_text()
@@ -301,7 +301,7 @@ def test_report_has_the_1861_plots(lab_run, tmp_path):
     n_datasets = lab_run.groupby(["kernel", "dataset"]).ngroups
     assert html.count("<img") >= n_datasets
     assert 'alt="prog.fut:sum_sq · big"' in html and "throughput" in html
-    from futhark_lab import benchplots
+    from futhark_lab.view import benchplots
     st = benchplots.stats_frame(lab_run)
     row = st[(st["dataset"] == "big") & (st["impl"] == "futhark-c")].iloc[0]
     assert row["ci95_low_us"] <= row["mean_us"] <= row["ci95_high_us"] and row["ci95_pct_of_mean"] >= 0
@@ -392,7 +392,7 @@ def test_server_reference_drives_futhark_server_as_futhark_bench(program, tmp_pa
     `futhark c --server`, a text data file, and an entry point that consumes its input (reloaded per run)."""
     import futhark_data
 
-    from futhark_lab.compiler import find_futhark
+    from futhark_lab.build.toolchain import find_futhark
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from futhark_server_ref import server_runtimes

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from futhark_lab.diagnose import diagnose, explain
-from futhark_lab.doctor import BackendStatus, best_backend, check_backend, format_table
+from futhark_lab.runtime.diagnose import diagnose, explain
+from futhark_lab.runtime.doctor import BackendStatus, best_backend, check_backend, format_table
 
 from .conftest import ROOT, needs_futhark
 
@@ -101,8 +101,8 @@ def test_best_backend_prefers_gpu_then_multicore():
 @needs_futhark
 def test_doctor_on_this_machine():
     """c, multicore and python work wherever futhark does; OpenCL ones where a platform exists; cuda with a cause."""
-    from futhark_lab.doctor import doctor
-    from futhark_lab.opencl_info import platforms
+    from futhark_lab.runtime.doctor import doctor
+    from futhark_lab.runtime.opencl_info import platforms
     df = doctor(["c", "multicore", "python", "opencl", "pyopencl", "cuda"]).set_index("backend")
     for b in ("c", "multicore", "python"):
         assert df.loc[b, "works"], df.loc[b, "cause"]

@@ -140,7 +140,7 @@ def test_device_memory_stays_flat_over_many_calls(cuda):
 
 
 def test_opencl_runs_on_the_nvidia_platform(capsys):
-    from futhark_lab.opencl_info import gpu_platform
+    from futhark_lab.runtime.opencl_info import gpu_platform
     if gpu_platform() is None:
         pytest.skip("no OpenCL GPU platform (NVIDIA's ICD file is missing; see environment.md#missing-icd)")
     with futhark_lab.compile(PROGRAMS / "types.fut", backend="opencl") as m:
@@ -151,7 +151,7 @@ def test_opencl_runs_on_the_nvidia_platform(capsys):
 
 def test_pyopencl_runs_on_the_nvidia_platform():
     pytest.importorskip("pyopencl")
-    from futhark_lab.opencl_info import gpu_platform
+    from futhark_lab.runtime.opencl_info import gpu_platform
     if gpu_platform() is None:
         pytest.skip("no OpenCL GPU platform")
     with futhark_lab.compile(PROGRAMS / "types.fut", backend="pyopencl") as m:
@@ -188,7 +188,7 @@ def test_a_sticky_gpu_error_retires_the_module_without_killing_the_process():
 
 def test_flush_and_events_run_in_futharks_own_context(cuda):
     """Issue 15: the cold-sample flush and the CUDA events work inside futhark's context (no context switch)."""
-    from futhark_lab import cudadrv
+    from futhark_lab.runtime import cudadrv
     x = np.random.default_rng(1).random(1 << 20)
     xd = cuda.array(x)
     ctx = cuda.cuda_context(xd)
@@ -206,7 +206,7 @@ def test_flush_and_events_run_in_futharks_own_context(cuda):
 
 
 def test_async_launches_and_pinned_inputs(cuda):
-    from futhark_lab import cudadrv
+    from futhark_lab.runtime import cudadrv
     x = np.random.default_rng(2).random(1 << 20)
     xp = cudadrv.pinned_copy(x)
     assert float(cuda.sum_squares(xp)) == pytest.approx(np.sum(x * x), rel=1e-12)  # copied from page-locked memory

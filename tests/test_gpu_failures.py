@@ -24,8 +24,11 @@ import numpy as np
 import pytest
 
 import futhark_lab
-from futhark_lab import binding, cpatch, poisoned
-from futhark_lab.compiler import Build, c_flags, find_futhark
+from futhark_lab.runtime import context as fcontext
+from futhark_lab.build import cpatch
+from futhark_lab.runtime import poisoned
+from futhark_lab.build.cache import Build
+from futhark_lab.build.toolchain import c_flags, find_futhark
 
 from . import hostile
 from .conftest import ROOT, needs_futhark
@@ -162,14 +165,14 @@ def _fake_context(opts, exports_unified=True):
     manifest = types.SimpleNamespace(backend="cuda", types={})
     build = types.SimpleNamespace(futhark=types.SimpleNamespace(version=(0, 25, 27)))
     library = types.SimpleNamespace(ffi=ffi, lib=lib, manifest=manifest, build=build, libc=None)
-    ctx = binding.Context(library, opts)
+    ctx = fcontext.Context(library, opts)
     return ctx, lib
 
 
 @pytest.mark.parametrize("asked", [False, True])
 def test_unified_memory_is_set_explicitly_before_the_context_exists(asked):
     """futhark's default (2) turns managed memory on wherever the device supports it; off unless asked."""
-    ctx, lib = _fake_context(binding.ContextOptions(unified_memory=asked))
+    ctx, lib = _fake_context(fcontext.ContextOptions(unified_memory=asked))
     names = [c[0] for c in lib.calls]
     assert ("unified", 1 if asked else 0) in lib.calls
     assert names.index("unified") < names.index("context_new")
@@ -178,7 +181,7 @@ def test_unified_memory_is_set_explicitly_before_the_context_exists(asked):
 
 def test_unified_memory_must_be_a_bool():
     with pytest.raises(TypeError, match="unified_memory"):
-        _fake_context(binding.ContextOptions(unified_memory="no"))
+        _fake_context(fcontext.ContextOptions(unified_memory="no"))
 
 
 def test_runtime_messages_name_the_build_directory_not_the_temporary_one(tmp_path):
@@ -191,7 +194,7 @@ def test_runtime_messages_name_the_build_directory_not_the_temporary_one(tmp_pat
     assert ".tmp-" not in mapped
     assert f"{tmp_path / name}/{name}.c:6396: CUDA call" in mapped
     # and an invalid argument is not a sticky error: the module would stay usable
-    assert binding._STICKY.search(msg) is None
+    assert fcontext._STICKY.search(msg) is None
 
 
 _RETIRER = """
@@ -223,7 +226,7 @@ def test_runner_goes_on_in_a_fresh_child_after_a_case_retires_its_module(tmp_pat
 def test_a_cuda_device_that_matches_nothing_is_refused(monkeypatch):
     """futhark's cuda runtime falls back to the best device when the preferred one matches none (seen on the H100:
     device="NoSuchDevice" ran on the H100); futhark-lab refuses that and lists the devices instead."""
-    from futhark_lab import cudadrv, guards
+    from futhark_lab.runtime import cudadrv, guards
     monkeypatch.setattr(cudadrv, "device_names", lambda: ["NVIDIA H100 80GB HBM3"])
     for ok in ("H100", "#0", "NVIDIA#0", ""):
         guards.check_cuda_device(ok)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import futhark_lab
-from futhark_lab.sweep import _host, check_answer
+from futhark_lab.sweep.impl import _host
+from futhark_lab.sweep.answers import check_answer
 
 from .conftest import ROOT, cpu_backends, needs_futhark
 

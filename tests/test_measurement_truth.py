@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from futhark_lab import cudadrv
-from futhark_lab.timing import batch_per_call, device_times
+from futhark_lab.runtime import cudadrv
+from futhark_lab.measure.devicetime import batch_per_call, device_times
 
 
 def test_batch_per_call_amortises_a_fixed_sync_cost():
@@ -48,7 +48,7 @@ def test_cuda_helpers_refuse_cleanly_without_a_driver():
 
 
 def test_cache_resident_points_meet_the_in_cache_ceiling():
-    from futhark_lab.hardware import HardwareModel
+    from futhark_lab.measure.hardware import HardwareModel
 
     hw = HardwareModel("cpu", "cpu", peak_bw_measured_gbps=10.0, cache_bw_measured_gbps=100.0,
                        cache_bytes=32 * 2**20)
@@ -65,8 +65,8 @@ def test_cache_resident_points_meet_the_in_cache_ceiling():
 def test_warnings_name_only_ceilings_that_exist():
     import pandas as pd
 
-    from futhark_lab.hardware import HardwareModel
-    from futhark_lab.report import warnings_for
+    from futhark_lab.measure.hardware import HardwareModel
+    from futhark_lab.view.report import warnings_for
 
     hw = HardwareModel("cpu", "cpu", peak_bw_measured_gbps=10.0, cache_bw_measured_gbps=100.0, cache_bytes=2**20)
     row = {"impl": "torch-cpu", "kernel": "dot", "size": 10**8, "gbps": 127.2, "bytes": 8 * 10**8,
@@ -77,7 +77,7 @@ def test_warnings_name_only_ceilings_that_exist():
 
 
 def test_host_bandwidth_uses_every_core():
-    from futhark_lab.hardware import parallel_copy_gbps
+    from futhark_lab.measure.hardware import parallel_copy_gbps
 
     assert parallel_copy_gbps(8 * 2**20, 2, reps=3) > 0
 
@@ -87,7 +87,8 @@ def test_cuda_tools_are_keyed_by_kernel_and_fall_back_without_a_driver():
     """The sweep asks for the own-context flusher/timer per (kernel's program, backend): on a machine without a
     CUDA driver it gets (None, None), never an exception (an H100 run once failed every cuda point here)."""
     from futhark_lab import suite
-    from futhark_lab.sweep import _ModuleCache, futhark
+    from futhark_lab.sweep.modules import _ModuleCache
+    from futhark_lab.sweep.impls.futhark import futhark
 
     class NoDriverModule:
         backend = "cuda"

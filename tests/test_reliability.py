@@ -15,7 +15,7 @@ from hypothesis.extra import numpy as hnp
 
 import futhark_lab
 from futhark_lab import FutharkError
-from futhark_lab.values import ConsumedError
+from futhark_lab.runtime.values import ConsumedError
 
 from .conftest import PROGRAMS, ROOT, needs_futhark
 

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from futhark_lab import plots
+from futhark_lab.view import plots
 from futhark_lab import sweep as sw
-from futhark_lab.hardware import HardwareModel
-from futhark_lab.report import report, warnings_for
-from futhark_lab.timing import Policy
+from futhark_lab.measure.hardware import HardwareModel
+from futhark_lab.view.report import report, warnings_for
+from futhark_lab.measure.timing import Policy
 
 from .conftest import ROOT
 

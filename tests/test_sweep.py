@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from futhark_lab import sweep as sw
-from futhark_lab.timing import Policy
+from futhark_lab.measure.timing import Policy
 
 from .conftest import ROOT, needs_futhark
 

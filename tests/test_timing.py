@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from futhark_lab.timing import Policy, Stats, measure, median_ci
+from futhark_lab.measure.timing import Policy, measure
+from futhark_lab.measure.stats import Stats, median_ci
 
 FAST = Policy(warmup_s=0.01, min_samples=10, min_time_s=0.02, max_time_s=1.0, max_noise=0.05)
 
@@ -136,7 +137,7 @@ def test_asynchronous_results_are_detected_and_synchronised():
 def test_runtime_reported_by_the_callee_replaces_the_host_clock():
     """``measure(runtime=...)``: samples are the callee's own timing (a Futhark entry point's ``last_runtime_s``), the
     host clock's times of the same calls kept beside them; a callee that cannot time itself falls back."""
-    from futhark_lab.timing import Policy, measure
+    from futhark_lab.measure.timing import Policy, measure
 
     calls = []
     m = measure(lambda: calls.append(1), runtime=lambda: 1e-3, policy=Policy(min_samples=5, min_time_s=0.0,

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from futhark_lab.timing import Policy  # noqa: E402
-from futhark_lab.widgets import Explorer  # noqa: E402
+from futhark_lab.measure.timing import Policy  # noqa: E402
+from futhark_lab.view.widgets import Explorer  # noqa: E402
 
 from .conftest import ROOT, have_futhark  # noqa: E402
 

@@ -12,7 +12,7 @@ def __getattr__(name):  # the runner and importer pull in compiler/timing/pandas
         from .run import bench
         return bench
     if name in ("load_json", "import_json"):
-        from . import jsonimport
+        from ..bench import jsonimport
         return getattr(jsonimport, name)
     if name == "compare":
         from .comparison import compare

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..sweep import compare as compare_points
-from ..sweep import load_run
+from ..measure.compare import compare as compare_points
+from ..measure.store import load_run
 
 ORDER = {"slower": 0, "ambiguous": 1, "same": 2, "faster": 3, "under 1 µs (not comparable)": 4}
 

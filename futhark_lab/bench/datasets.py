@@ -26,8 +26,20 @@ from typing import Any, Sequence
 import numpy as np
 
 from .spec import GenValues, InFile, ScriptValues, Values
-from .textformat import (FLOATS, NAME, PRIM, SpecError, _hs_float, _prim_text, _show, _split_type,  # noqa: F401
-                         gen_type_text, parse_values, type_text, value_text)
+from .textformat import (
+    FLOATS,
+    NAME,
+    PRIM,
+    SpecError,
+    _hs_float,
+    _prim_text,
+    _show,
+    _split_type,
+    gen_type_text,
+    parse_values,
+    type_text,
+    value_text,
+)
 
 TOLERANCE = 0.002        # futhark test's (Futhark.Test.checkResult)
 
@@ -94,7 +106,7 @@ def random_value(item: str) -> Any:
     if rest not in PRIM:            # a constant
         return parse_values(text)[0]
     try:
-        from ..compiler import find_futhark
+        from ..build.toolchain import find_futhark
         fut = find_futhark()
     except Exception:  # noqa: BLE001 - no futhark: NumPy with futhark's ranges
         fut = None

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..timing import Stats
+from ..measure.stats import Stats
 
 
 def rows_from_json(data: dict, *, source: str, backend: str | None = None, impl: str | None = None,
@@ -93,7 +93,7 @@ def import_json(paths, *, run_id: str | None = None, results: str | os.PathLike 
                 backend: str | None = None, impl: str | None = None):
     """Import ``futhark bench --json`` files into ``results/<run-id>/`` (then ``report``/``compare`` take the run
     id like any other run); returns the run's DataFrame."""
-    from ..sweep import RunStore, load_run, new_run_id
+    from ..measure.store import RunStore, load_run, new_run_id
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]

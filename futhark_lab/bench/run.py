@@ -23,8 +23,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..sweep import RunStore, load_run, new_run_id
-from ..timing import Policy, Stats, entry_synchronised, measure
+from ..measure.stats import Stats
+from ..measure.store import RunStore, load_run, new_run_id
+from ..measure.sync import entry_synchronised
+from ..measure.timing import Policy, measure
 from . import datasets as ds
 from .spec import ProgramSpec, SpecError, TestRun, excluded, program_key, read
 
@@ -120,8 +122,8 @@ def bench(
     """
     from tqdm.auto import tqdm
 
-    from ..env import environment
-    from ..loader import compile as fcompile
+    from ..measure.env import environment
+    from ..runtime.loader import compile as fcompile
 
     if not (isinstance(idle_s, (int, float)) and 0 <= idle_s < 10):
         raise ValueError(f"idle_s must be seconds between 0 and 10, got {idle_s!r}")
@@ -372,14 +374,14 @@ def _prepare(module: Any, entry: str, inputs: list, params: list[tuple[str, bool
     def call():
         return fn(*args)
 
-    from ..sweep import _futhark_device_name
-    return {"call": call, "sync": module.sync, "setup": setup, "h2d_s": h2d, "device": _futhark_device_name(module),
+    from ..runtime.devices import futhark_device_name
+    return {"call": call, "sync": module.sync, "setup": setup, "h2d_s": h2d, "device": futhark_device_name(module),
             "runtime": getattr(fn, "last_runtime_s", None)}
 
 
 def _auto_reference(path: Path, entry: str, inputs: list, cache: dict, compile_options) -> list:
     """``auto output``: the c backend's answer, as futhark bench makes its reference output."""
-    from ..loader import compile as fcompile
+    from ..runtime.loader import compile as fcompile
 
     if "c" not in cache:
         cache["c"] = fcompile(path, backend="c", **(compile_options or {}))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sweep import Kernel
+from ..sweep.kernel import Kernel
 
 HERE = Path(__file__).resolve().parent
 NP = {"f32": np.float32, "f64": np.float64}

@@ -5,9 +5,9 @@ pyopencl.  Where PoCL (CPU) is platform 0 and a GPU platform exists, the GPU pla
 from __future__ import annotations
 
 import ctypes
-import threading
 import ctypes.util
 import dataclasses
+import threading
 
 CL_PLATFORM_NAME = 0x0902
 CL_PLATFORM_VERSION = 0x0901

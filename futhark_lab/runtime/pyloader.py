@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from ..build.cache import Build
+from ..build.manifest import PRIMITIVES, ArrayType
+from ..errors import FutharkError, FutharkOutOfMemory
 from . import guards
-from .compiler import Build
-from .errors import FutharkError, FutharkOutOfMemory
-from .manifest import PRIMITIVES, ArrayType
 from .values import ConsumedError, as_host_array, scalar_converter
 
 _modules: dict[str, Any] = {}

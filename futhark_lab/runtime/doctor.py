@@ -17,7 +17,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .compiler import ALL_BACKENDS, FutharkNotFound, _cuda_home, _nvrtc_include_dirs, find_futhark
+from ..build.toolchain import (
+    ALL_BACKENDS,
+    _cuda_home,
+    _nvrtc_include_dirs,
+    find_futhark,
+)
+from ..errors import FutharkNotFound
 from .diagnose import explain
 
 TINY = "entry main (xs: []f64): f64 = f64.sum (map (\\x -> x * x) xs)\n"
@@ -126,9 +132,9 @@ def check_backend(backend: str, timeout: float = 600) -> BackendStatus:
     if cause:
         return BackendStatus(backend, False, cause=cause, fix=fix, checks=checks, seconds=time.perf_counter() - t0)
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get("PYTHONPATH", "")
     try:
-        out = subprocess.run([sys.executable, "-m", "futhark_lab.doctor", "--child", backend], capture_output=True,
+        out = subprocess.run([sys.executable, "-m", "futhark_lab.runtime.doctor", "--child", backend], capture_output=True,
                              text=True, timeout=timeout, env=env)
         text = out.stdout + out.stderr
     except subprocess.TimeoutExpired:
@@ -163,13 +169,13 @@ def _child(backend: str) -> None:
             if hasattr(ctx, "device_name"):
                 report["device"] = f"{ctx.platform_name()}: {ctx.device_name()}"
             elif backend in ("c", "multicore", "ispc"):
-                from .env import cpu_model
+                from .devices import cpu_model
                 report["device"] = cpu_model()
             elif backend == "opencl":
                 from .opencl_info import describe
                 report["device"] = describe(m.options.platform)
             elif backend == "cuda":
-                from .hardware import cuda_device_name
+                from .devices import cuda_device_name
                 report["device"] = cuda_device_name()
     except BaseException as exc:  # noqa: BLE001
         report["error"] = f"{type(exc).__name__}: {exc}"

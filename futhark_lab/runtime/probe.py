@@ -13,9 +13,9 @@ import subprocess
 import sys
 import threading
 
-from .compiler import Build
+from ..build.cache import Build
+from ..errors import BackendUnavailable
 from .diagnose import explain
-from .errors import BackendUnavailable
 from .poisoned import FIX as POISON_FIX
 from .poisoned import poisoned_reason
 
@@ -47,10 +47,10 @@ def probe_context(build: Build, options) -> dict:
 
 
 def run_probe(build: Build, options) -> dict:
-    args = [sys.executable, "-m", "futhark_lab.probe", str(build.directory), build.module_name, build.backend,
+    args = [sys.executable, "-m", "futhark_lab.runtime.probe", str(build.directory), build.module_name, build.backend,
             options.as_json()]
     env = dict(os.environ)
-    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
     try:
         out = subprocess.run(args, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=env)
@@ -67,7 +67,7 @@ def run_probe(build: Build, options) -> dict:
 
 
 def _child(directory: str, module_name: str, backend: str, options_json: str) -> None:
-    from .compiler import load_build
+    from ..build.cache import load_build
 
     opts = json.loads(options_json)
     report = {"probe": True, "backend": backend, "ok": False}
@@ -77,7 +77,8 @@ def _child(directory: str, module_name: str, backend: str, options_json: str) ->
             from .pyloader import PyContext
             PyContext.create(build, opts)
         else:
-            from .binding import Context, ContextOptions, load_library
+            from .context import Context, ContextOptions
+            from .library import load_library
             ctx = Context(load_library(build), ContextOptions(**opts, probe=False))
             ctx.sync()
             ctx.close()

@@ -14,7 +14,7 @@ import threading
 import weakref
 from typing import Any
 
-from .errors import FutharkError
+from ..errors import FutharkError
 
 _INT64_MAX = 2**63 - 1
 

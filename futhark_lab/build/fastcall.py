@@ -132,7 +132,9 @@ def start(directory: Path, module_name: str, raw_offset: bool, include_flags: li
     import tempfile
 
     import cffi
-    from cffi.recompiler import make_c_source  # what ffi.emit_c_code does, without its "generating" print
+    from cffi.recompiler import (
+        make_c_source,  # what ffi.emit_c_code does, without its "generating" print
+    )
 
     directory = Path(directory)
     include = _python_include()

@@ -63,7 +63,7 @@ class HardwareModel:
 
 
 def _cache_path(kind: str, name: str) -> Path:
-    from .compiler import cache_root
+    from ..build.cache import cache_root
     slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[:80]
     return cache_root() / f"hardware-v2-{kind}-{slug}.json"  # v2: all-core host bandwidth, in-cache ceilings
 
@@ -83,7 +83,7 @@ def hardware_model(kind: str = "cpu", *, refresh: bool = False) -> HardwareModel
 # --------------------------------------------------------------------------- CPU
 
 def _cpu_name() -> str:
-    from .env import cpu_model
+    from ..runtime.devices import cpu_model
     return f"{cpu_model()} x{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
 
 
@@ -99,7 +99,7 @@ def _best_time(fn, reps: int) -> float:
 
 def _cache_bytes(level: int) -> int:
     """Size of cpu0's data/unified cache of a level, from sysfs (0 if unknown)."""
-    from .timing import sysfs_caches
+    from .cacheflush import sysfs_caches
     return next((size for lvl, kind, size in sysfs_caches() if lvl == level and kind != "Instruction"), 0)
 
 
@@ -132,7 +132,7 @@ def measure_cpu(nbytes: int = 256 * 2**20) -> HardwareModel:
     """STREAM-like copy (read + write bytes) with every core this process may use — threads over chunks, NumPy's
     copy releasing the GIL — from memory (``nbytes``, far beyond the caches) and within the last-level cache; and
     a BLAS matmul."""
-    from .timing import _llc_bytes
+    from .cacheflush import _llc_bytes
 
     threads = _threads()
     bw = parallel_copy_gbps(nbytes, threads)
@@ -181,12 +181,6 @@ def cuda_attributes(device: int = 0) -> dict:
         if lib.cuDeviceGetAttribute(ctypes.byref(v), code, dev) == 0:
             out[key] = v.value
     return out
-
-
-def cuda_device_name(device: int = 0) -> str:
-    """The device's name from the driver API (no PyTorch needed)."""
-    from .cudadrv import device_names
-    return device_names()[device]
 
 
 def measure_cuda(nbytes: int = 2 * 2**30) -> HardwareModel:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .version import __version__
+from ..version import __version__
 
 NOISY = 0.05
 COLUMNS = [("kernel", "kernel"), ("impl", "implementation"), ("backend", "backend"), ("device", "device"),
@@ -146,7 +146,7 @@ def figures_for(df: pd.DataFrame) -> list[tuple[str, object]]:
 
 
 def _method(env: dict) -> dict:
-    from .timing import Policy
+    from ..measure.timing import Policy
     m = {**vars(Policy()), "rounds": 3, **(env.get("method") or {})}
     return {k: m[k] for k in ("max_noise", "min_samples", "min_time_s", "max_time_s", "rounds")}
 
@@ -155,7 +155,7 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
     """Write the self-contained HTML report of a run (DataFrame, run id, or results/<run_id> path); return its path."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    from .sweep import load_run, results_dir
+    from ..measure.store import load_run, results_dir
 
     df = run_or_df if isinstance(run_or_df, pd.DataFrame) else load_run(run_or_df)
     run_id = df.attrs.get("run_id") or (df["run_id"].iloc[0] if "run_id" in df and len(df) else "unsaved")
@@ -174,7 +174,7 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
                ("setup_s", "build + context (s)"), ("first_call_s", "first call (s)"),
                ("h2d_s", "host→device (s)"), ("time_s_median", "compute (s)"), ("d2h_s", "device→host (s)")]
     has_bd = "h2d_s" in df and df["h2d_s"].notna().any()
-    jenv = Environment(loader=PackageLoader("futhark_lab", "templates"), autoescape=select_autoescape(["html"]))
+    jenv = Environment(loader=PackageLoader("futhark_lab.view", "templates"), autoescape=select_autoescape(["html"]))
     text = jenv.get_template("report.html.j2").render(
         title=title or ", ".join(sorted(df["kernel"].unique())) if "kernel" in df and len(df) else "empty run",
         run_id=run_id, env=env, n_points=len(df), warnings=warnings_for(df), figures=figs,
@@ -200,7 +200,7 @@ def comparison_report(cmp: pd.DataFrame, path: str | os.PathLike, *, a: str = "a
     slower = cmp[cmp["verdict"] == "slower"]
     warnings = [f"{r['kernel']} · {r['dataset']} [{r['impl']}]: {r['change_pct']:+.1f}% (p = {r['p_value']:.2g})"
                 for _, r in slower.iterrows()]
-    jenv = Environment(loader=PackageLoader("futhark_lab", "templates"), autoescape=select_autoescape(["html"]))
+    jenv = Environment(loader=PackageLoader("futhark_lab.view", "templates"), autoescape=select_autoescape(["html"]))
     text = jenv.get_template("report.html.j2").render(
         title=f"comparison: {a} → {b}", run_id=f"{a} → {b}", env={}, n_points=len(cmp), warnings=warnings,
         figures=figs, table=_table(cmp, COMPARE_COLUMNS), breakdown="", bench_table="", comparison=True,
@@ -213,7 +213,7 @@ def comparison_report(cmp: pd.DataFrame, path: str | os.PathLike, *, a: str = "a
 
 def export(run_or_df, directory: str | os.PathLike, *, figures: bool = True) -> list[Path]:
     """Write the tidy DataFrame as CSV (raw samples stay in points.jsonl) and each figure as a PNG."""
-    from .sweep import load_run
+    from ..measure.store import load_run
 
     df = run_or_df if isinstance(run_or_df, pd.DataFrame) else load_run(run_or_df)
     d = Path(directory)

@@ -12,7 +12,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure  # Figures without pyplot: no global state, safe in threads and headless
+from matplotlib.figure import (
+    Figure,  # Figures without pyplot: no global state, safe in threads and headless
+)
 
 
 class LabFigure(Figure):

@@ -10,22 +10,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..runtime.devices import cpu_model
+
 
 def _run(cmd: list[str], cwd: str | None = None) -> str:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=20, cwd=cwd).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return ""
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def opencl_platforms() -> list[dict]:
@@ -76,7 +68,8 @@ def git_commit(path: str | os.PathLike = ".") -> dict:
 
 
 def environment() -> dict:
-    from .compiler import FutharkNotFound, find_futhark
+    from ..build.toolchain import find_futhark
+    from ..errors import FutharkNotFound
 
     try:
         fut = find_futhark()
@@ -101,5 +94,5 @@ def environment() -> dict:
         "gpu": gpu_info(),
         "opencl": opencl_platforms(),
         "libraries": library_versions(),
-        "git": git_commit(Path(__file__).resolve().parent.parent),
+        "git": git_commit(Path(__file__).resolve().parents[2]),
     }

@@ -10,9 +10,14 @@ from typing import Any
 
 import ipywidgets as W
 
+from ..measure.store import new_run_id
+from ..measure.timing import Policy
+from ..sweep.impls.futhark import futhark
+from ..sweep.impls.numpy_cpu import numpy_impl
+from ..sweep.impls.torch_eager import torch
+from ..sweep.kernel import Kernel
+from ..sweep.run import sweep
 from . import plots
-from .sweep import Kernel, futhark, new_run_id, numpy_impl, sweep, torch
-from .timing import Policy
 
 PLOTS = {"throughput": plots.throughput, "time": plots.time_vs_size, "roofline": plots.roofline,
          "speedup over numpy": lambda df: plots.speedup(df, "numpy")}
@@ -164,7 +169,7 @@ class Explorer:
 def explore(kernels: dict[str, Kernel] | None = None, **kwargs) -> Explorer:
     """Open the explorer on the kernel suite (or the kernels given); the first sweep runs at once."""
     if kernels is None:
-        from .suite import load
+        from ..suite import load
         kernels = load().KERNELS
     ex = Explorer(kernels, **kwargs)
     if ex.auto_run:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any, NamedTuple
 
-from .binding import ContextOptions, FutharkModule
-from .compiler import ALL_BACKENDS, GPU_BACKENDS, PY_BACKENDS, Build, compile_program
+from ..build.cache import Build
+from ..build.compiler import compile_program
+from ..build.toolchain import ALL_BACKENDS, GPU_BACKENDS, PY_BACKENDS
+from .context import ContextOptions
+from .module import FutharkModule
 from .probe import probe_context
 from .pyloader import PyFutharkModule
 

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import FutharkError
-from .manifest import PRIMITIVES, ArrayType, OpaqueType
+from ..build.manifest import PRIMITIVES, ArrayType, OpaqueType
+from ..errors import FutharkError
 
 _INT_KINDS = "iu"
 
@@ -315,7 +315,7 @@ def as_host_array(entry: str, param: str, t: ArrayType, value: Any) -> np.ndarra
 
 
 def check_result_error(code: int, message: str | None, what: str) -> FutharkError:
-    from .errors import FutharkOutOfMemory
+    from ..errors import FutharkOutOfMemory
 
     text = (message or "").strip()
     text = f"{what} failed: {text}" if text else f"{what} failed with error code {code}"

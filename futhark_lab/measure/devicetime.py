@@ -1,0 +1,69 @@
+"""Kernel time apart from launch and synchronisation latency: CUDA events around a call, and k back-to-back
+launches with one synchronisation.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from .stats import Stats
+
+# --------------------------------------------------------------------------- device-side time and batches
+
+class TorchEventTimer:
+    """Device-side span of a call on PyTorch's current stream (torch.cuda.Event)."""
+
+    def __init__(self):
+        import torch
+        self._torch = torch
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+
+    def time(self, fn: Callable[[], Any]) -> float:
+        self.start.record()
+        fn()
+        self.end.record()
+        self.end.synchronize()
+        return self.start.elapsed_time(self.end) / 1e3
+
+
+def device_times(fn: Callable[[], Any], timer: Any, *, min_samples: int = 10, max_samples: int = 200,
+                 max_time_s: float = 1.0, clock: Callable[[], float] = time.perf_counter) -> Stats:
+    """Stats of the device-side span of ``fn`` (``timer.time(fn)``: CUDA events around the call), after one
+    discarded run; beside the call + sync time it separates kernel time from launch and synchronisation latency."""
+    timer.time(fn)
+    spans: list[float] = []
+    start = clock()
+    while len(spans) < max_samples and (len(spans) < min_samples or clock() - start < max_time_s / 4):
+        spans.append(timer.time(fn))
+        if clock() - start > max_time_s and len(spans) >= 3:
+            break
+    return Stats.of(spans)
+
+
+def batch_per_call(launch: Callable[[], Any], sync: Callable[[], None], *, k: int | None = None,
+                   reps: int = 5, budget_s: float = 1.0, single_s: float | None = None,
+                   clock: Callable[[], float] = time.perf_counter) -> tuple[float, int]:
+    """(median over ``reps`` of (time of k back-to-back launches + one sync) / k, k): launch latency overlaps the
+    device's work, so at small sizes this is far below one synchronised call, at large sizes close to kernel time."""
+    launch()
+    sync()
+    if k is None:
+        one = single_s
+        if one is None:
+            t = clock()
+            launch()
+            sync()
+            one = clock() - t
+        k = int(max(2, min(100, budget_s / reps / max(one, 1e-7))))
+    per = []
+    for _ in range(reps):
+        t = clock()
+        for _ in range(k):
+            launch()
+        sync()
+        per.append((clock() - t) / k)
+    return float(np.median(per)), k

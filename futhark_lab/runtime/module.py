@@ -1,0 +1,165 @@
+"""``FutharkModule``: a built Futhark library loaded, with one live context and its entry points as attributes,
+driven entirely by the manifest.
+
+The C declarations handed to cffi are generated from the manifest (names and types of every entry point and value
+operation) plus the documented, fixed context API; no header is parsed.  cffi's ABI mode needs no compiler at load
+time, so a library built on one machine loads on another with the same ABI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..build.cache import Build
+from ..build.manifest import ArrayType
+from .context import Context, ContextOptions
+from .entry import EntryFunction
+from .library import load_library
+from .values import FutharkArray, FutharkOpaque
+
+
+class FutharkModule:
+    """A compiled Futhark program with one live context.  Entry points are attributes; use as a context manager
+    (or call ``close()``) to free the context deterministically."""
+
+    def __init__(self, build: Build, options: ContextOptions | None = None):
+        self.build = build
+        self.backend = build.backend
+        self.options = options or ContextOptions()
+        self.library = load_library(build)
+        self.manifest = self.library.manifest
+        self.context = Context(self.library, self.options)
+        self.entry_points: dict[str, EntryFunction] = {}
+        for name, e in self.manifest.entry_points.items():
+            fn = EntryFunction(self, e)
+            self.entry_points[name] = fn
+            if name.isidentifier() and not hasattr(type(self), name):
+                setattr(self, name, fn)
+
+    def __reduce__(self):
+        raise TypeError("a compiled Futhark module holds a live context and cannot be pickled or copied; compile "
+                        "the program again in the other process (the build cache makes that fast)")
+
+    def __getitem__(self, name: str) -> EntryFunction:
+        try:
+            return self.entry_points[name]
+        except (KeyError, TypeError):
+            raise KeyError(f"no entry point {name!r}; this program has: "
+                           f"{', '.join(self.entry_points) or 'none'}") from None
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self.entry_points))
+
+    # -- data movement
+    def array(self, data: Any, futhark_type: str | None = None) -> FutharkArray:
+        """Put data into this context (host→device on GPUs) once, to pass to entry points without re-copying."""
+        if isinstance(data, FutharkArray) and data._ctx is self.context:
+            return data
+        candidates = [t for t in self.manifest.types.values() if isinstance(t, ArrayType)]
+        if futhark_type is not None:
+            candidates = [t for t in candidates if t.name == futhark_type]
+        if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
+            cai = data.__cuda_array_interface__
+            dt, rank = np.dtype(cai["typestr"]), len(cai["shape"])
+        else:
+            data = np.asarray(data)
+            dt, rank = data.dtype, data.ndim
+        match = [t for t in candidates if t.rank == rank and t.dtype == dt]
+        if not match:
+            have = ", ".join(sorted(t.name for t in candidates)) or "none"
+            raise TypeError(f"this program has no array type of rank {rank} and dtype {dt} "
+                            f"(its array types: {have})")
+        t = match[0]
+        if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
+            return self.from_device(data, t)
+        arr = self.context.new_array(t, np.ascontiguousarray(data))
+        self.context.sync()  # the copy from the host buffer is asynchronous; the buffer may go after this
+        return arr
+
+    def from_device(self, obj: Any, t: ArrayType, param: str = "array") -> FutharkArray:
+        """Wrap a CUDA array (PyTorch/CuPy/PyCUDA, via ``__cuda_array_interface__``) without copying."""
+        if self.backend != "cuda":
+            raise TypeError(f"device arrays can only be passed to the cuda backend, not {self.backend}")
+        cai = obj.__cuda_array_interface__
+        shape = tuple(cai["shape"])
+        dt = np.dtype(cai["typestr"])
+        if dt != t.dtype or len(shape) != t.rank:
+            raise TypeError(f"{param}: expects a rank-{t.rank} {t.dtype} array, got rank-{len(shape)} {dt}")
+        strides = cai.get("strides")
+        if strides is not None and tuple(strides) != _c_strides(shape, dt.itemsize):
+            raise TypeError(f"{param}: device array is not C-contiguous; call .contiguous() first")
+        import warnings
+        ctx = self.context
+        if ctx.has_raw and ctx.raw_aliases:
+            return ctx.new_raw_array(t, cai["data"][0], shape, keepalive=obj)
+        if ctx.has_raw:
+            # futhark < 0.25.14: new_raw copies device-to-device into futhark's own memory (no host round trip)
+            warnings.warn(f"futhark {self.build.futhark.version_str} copies device arrays on the device "
+                          "(zero-copy input needs futhark >= 0.25.14)", stacklevel=3)
+            arr = ctx.new_raw_array(t, cai["data"][0], shape, keepalive=obj)
+            ctx.sync()  # the copy is asynchronous; after this the source may go
+            arr._keepalive = None
+            return arr
+        warnings.warn("this futhark version has no raw-pointer API: copying the device array through the host",
+                      stacklevel=3)
+        return ctx.new_array(t, np.ascontiguousarray(_to_host(obj)))
+
+    def restore(self, type_name: str, data: bytes) -> FutharkOpaque:
+        return self.context.restore(type_name, data)
+
+    def cuda_context(self, array: FutharkArray | None = None) -> int:
+        """futhark's CUcontext (cuda backend), for work that must run inside it (cache flushes, CUDA events):
+        recorded when the context was made, or the owner of ``array``'s memory."""
+        if self.backend != "cuda":
+            raise TypeError(f"cuda_context() is for the cuda backend, not {self.backend}")
+        if self.context.cu_context:
+            return self.context.cu_context
+        if array is not None:
+            from .cudadrv import pointer_context
+            return pointer_context(array.data_ptr())
+        raise RuntimeError("futhark's CUDA context was not current after its creation; pass an array of this "
+                           "module to find it from its memory")
+
+    # -- context
+    def sync(self) -> None:
+        self.context.sync()
+
+    def report(self):
+        """The runtime's profiling report (enable with ``profiling=True``) as a pandas DataFrame."""
+        from .profiling import report_frame
+        return report_frame(self.context.report())
+
+    def tuning_parameters(self) -> list[str]:
+        return self.context.tuning_parameters()
+
+    def close(self) -> None:
+        self.context.close()
+
+    def __enter__(self) -> "FutharkModule":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        names = ", ".join(self.entry_points)
+        return f"<FutharkModule {self.build.source_name} [{self.backend}, futhark {self.build.futhark.version_str}]" \
+               f" entry points: {names}>"
+
+
+def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    strides, acc = [], itemsize
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
+def _to_host(obj: Any) -> np.ndarray:
+    if hasattr(obj, "cpu"):
+        return obj.cpu().numpy()
+    if hasattr(obj, "get"):
+        return obj.get()
+    raise TypeError(f"cannot copy a {type(obj).__name__} to the host")
