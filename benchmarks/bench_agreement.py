@@ -87,7 +87,7 @@ def write_programs(work: Path, data: bool = True) -> None:
 
 def futhark_bench(work: Path, backend: str, out: str, programs=None, skip_compilation: bool = False,
                   cflags: str = "") -> dict:
-    from futhark_lab.build.toolchain import find_futhark
+    from futhark_lab.builder.toolchain import find_futhark
 
     env = dict(os.environ)
     if cflags:   # futhark's C compiler flags: $CFLAGS replaces its default -O3 -std=c99
@@ -136,7 +136,7 @@ def table(rows: list[dict], ref_name: str) -> str:
 
 def cpu(backends: list[str], rounds: int, cflags: str = "") -> None:
     from futhark_lab.bench import load_json
-    from futhark_lab.build.toolchain import find_futhark
+    from futhark_lab.builder.toolchain import find_futhark
 
     work = Path(tempfile.mkdtemp(prefix="bench-agreement-"))
     write_programs(work)
@@ -188,8 +188,8 @@ def cpu(backends: list[str], rounds: int, cflags: str = "") -> None:
 
 
 def prepare_gpu(out: Path, backend: str = "cuda") -> None:
-    from futhark_lab.build.generated import export_generated
-    from futhark_lab.build.toolchain import find_futhark
+    from futhark_lab.builder.generated import export_generated
+    from futhark_lab.builder.toolchain import find_futhark
 
     fut = find_futhark()
     write_programs(out, data=False)        # the data is made where it runs (seeded), so it need not be carried

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import futhark_lab  # noqa: E402
-from futhark_lab.build.toolchain import find_futhark  # noqa: E402
+from futhark_lab.builder.toolchain import find_futhark  # noqa: E402
 
 SRC = "entry first (xs: []f64): f64 = xs[0]\n"
 N = 20000
@@ -70,7 +70,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ovh-"))
     m = futhark_lab.compile(SRC, backend="c")
     if m.library.mode != "api":  # first build on a machine with few cores: its extension finishes in the background
-        from futhark_lab.build import fastcall
+        from futhark_lab.builder import fastcall
         fastcall.wait()
         m.close()
         m = futhark_lab.compile(SRC, backend="c")

@@ -38,7 +38,7 @@ def measure(backend: str, n: int, rounds: int, budget_s: float) -> dict:
     import futhark_lab
     from futhark_lab.measure.stats import median_ci
 
-    from futhark_lab.build import fastcall
+    from futhark_lab.builder import fastcall
     m = futhark_lab.compile(ROOT / "kernels" / "sum_squares.fut", backend=backend)
     if m.library.mode != "api":  # a first build on a machine with few cores binds before its extension is done
         fastcall.wait()

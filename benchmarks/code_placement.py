@@ -68,7 +68,7 @@ def main() -> None:
     from bench_agreement import write_programs
     from futhark_server_ref import server_runtimes
 
-    from futhark_lab.build.toolchain import find_futhark
+    from futhark_lab.builder.toolchain import find_futhark
 
     fut = find_futhark()
     work = Path(tempfile.mkdtemp(prefix="code-placement-"))

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import futhark_lab  # noqa: E402
-from futhark_lab.build.toolchain import c_compiler, c_flags, find_futhark  # noqa: E402
+from futhark_lab.builder.toolchain import c_compiler, c_flags, find_futhark  # noqa: E402
 
 SOURCE = (ROOT / "kernels" / "sum_squares.fut").read_text()
 
@@ -57,7 +57,7 @@ def lab(backend: str, binding: str) -> tuple[float, str]:
     assert m.sum_squares_f64(np.arange(3.0)) == 5.0
     assert m.sum_squares_f64._helper is not None  # entry + sync in one C call, in either binding mode
     m.close()
-    from futhark_lab.build import fastcall
+    from futhark_lab.builder import fastcall
     t = time.perf_counter()
     fastcall.wait()  # an extension still compiling in the background must not slow the next round's timings
     late = time.perf_counter() - t

@@ -31,7 +31,7 @@ import json, sys, tempfile
 sys.path.insert(0, {str(ROOT)!r})
 import kernels.suite as suite
 from futhark_lab import sweep as sw
-from futhark_lab.timing import Policy
+from futhark_lab.measure import Policy
 every = {{"futhark-multicore": sw.futhark("multicore"), "torch-cpu-dot": sw.torch("cpu", "dot"),
           "numpy": sw.numpy_impl()}}
 df = sw.sweep(suite.get("dot"), [every[n] for n in {names!r}], sizes={sizes!r}, dtypes=["f64"],

@@ -27,7 +27,7 @@ def build_executable(c_file: Path, exe: Path, backend: str, version: tuple, vers
     laid out differently, which can matter on CPU backends (benchmarks/code_placement.py)."""
     import subprocess
 
-    from futhark_lab.build.toolchain import FutharkCompiler, c_compiler, c_flags
+    from futhark_lab.builder.toolchain import FutharkCompiler, c_compiler, c_flags
 
     fut = FutharkCompiler("(generated elsewhere)", tuple(version), version_text)
     cflags, libs = c_flags(backend, fut, exe.parent)

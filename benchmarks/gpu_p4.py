@@ -38,7 +38,7 @@ BACKEND = os.environ.get("P4_BACKEND", "cuda")   # c: try the script where there
 
 
 def generate(dest: Path) -> None:
-    from futhark_lab.build.toolchain import find_futhark
+    from futhark_lab.builder.toolchain import find_futhark
 
     fut = find_futhark()
     dest.mkdir(parents=True, exist_ok=True)

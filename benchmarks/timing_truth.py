@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import futhark_lab  # noqa: E402
-from futhark_lab.build.toolchain import find_futhark  # noqa: E402
+from futhark_lab.builder.toolchain import find_futhark  # noqa: E402
 from futhark_lab.measure.timing import Policy, measure  # noqa: E402
 
 PROGRAM = """\

@@ -50,7 +50,7 @@ def _parse_sizes(text: str | None) -> list[int] | None:
 
 def _impls(backends: list[str], torch_devices: list[str], numpy: bool, copy: bool, kernel,
            pinned: bool = False) -> list:
-    from .build.toolchain import ALL_BACKENDS
+    from .builder.toolchain import ALL_BACKENDS
     from .sweep.impls.futhark import futhark
     from .sweep.impls.numpy_cpu import numpy_impl
     from .sweep.impls.torch_eager import torch
@@ -169,7 +169,7 @@ def _summary(df) -> None:
 
 
 def cmd_generate(a) -> int:
-    from .build.generated import export_generated
+    from .builder.generated import export_generated
     from .runtime.doctor import TINY
 
     for b in a.backends.split(","):
@@ -227,7 +227,7 @@ def cmd_bench(a) -> int:
     import dataclasses
 
     from .bench.run import DEFAULT_POLICY, bench
-    from .build.toolchain import ALL_BACKENDS
+    from .builder.toolchain import ALL_BACKENDS
     from .view import report as rep
 
     backends = [b for b in a.backends.split(",") if b] if a.backends else _working_backends(
@@ -272,7 +272,7 @@ def cmd_import(a) -> int:
 
 
 def cmd_doctor(a) -> int:
-    from .build.toolchain import ALL_BACKENDS
+    from .builder.toolchain import ALL_BACKENDS
     from .runtime.doctor import doctor, format_table
 
     backends = a.backends.split(",") if a.backends else list(ALL_BACKENDS)

@@ -16,7 +16,7 @@ import time
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .build.toolchain import ALL_BACKENDS
+from .builder.toolchain import ALL_BACKENDS
 from .errors import BackendUnavailable, FutharkCompileError, FutharkLabError
 
 DEFAULT_NAME = "fut"

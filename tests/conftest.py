@@ -23,7 +23,7 @@ def _isolated_cache(tmp_path_factory):
 
 
 def have_futhark() -> bool:
-    from futhark_lab.build.toolchain import futhark_available
+    from futhark_lab.builder.toolchain import futhark_available
     return futhark_available()
 
 
@@ -60,7 +60,7 @@ _unexpected_skips: list[str] = []
 
 def pytest_sessionstart(session):
     if STRICT and not have_futhark():
-        from futhark_lab.build.toolchain import find_futhark
+        from futhark_lab.builder.toolchain import find_futhark
         try:
             find_futhark()
         except Exception as exc:  # the reason, as a user would see it

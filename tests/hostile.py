@@ -57,7 +57,7 @@ def ok_error_types():
 
 def require_futhark() -> None:
     """Cases that compile new source need futhark (a GPU machine may run code generated elsewhere)."""
-    from futhark_lab.build.toolchain import futhark_available
+    from futhark_lab.builder.toolchain import futhark_available
     if not futhark_available():
         raise Outcome("skip", "needs the futhark compiler (absent here)")
 
@@ -587,7 +587,7 @@ def corrupted_cache_entry_rebuilt(m, b):
     require_futhark()
     return run_script(f"""
         import json, os, time, warnings, futhark_lab
-        from futhark_lab.compiler import compile_program
+        from futhark_lab.builder.compiler import compile_program
         src = "entry f (x: i64) : i64 = x + {{}}".format(time.time_ns())   # a build of its own
         build = compile_program(src, {b!r})
         lib = build.python_module if {b!r} in ("python", "pyopencl") else build.library
@@ -607,7 +607,7 @@ def compile_time_limit_and_bad_sources(m, b):
     import tempfile
 
     import futhark_lab
-    from futhark_lab.build.toolchain import futhark_available
+    from futhark_lab.builder.toolchain import futhark_available
     if futhark_available():
         expect_error(lambda: futhark_lab.compile("entry g (x: i32) : i32 = x + 7 -- %d" % time.time_ns(),
                                                  backend=b, timeout=0.001), "time limit")

@@ -179,7 +179,7 @@ def _futhark_bench(futhark: str, d: Path, backend: str, out: str, program: str =
 
 @pytest.fixture(scope="module")
 def real_json(program):
-    from futhark_lab.build.toolchain import find_futhark
+    from futhark_lab.builder.toolchain import find_futhark
     return _futhark_bench(find_futhark().path, program, "c", "fb-c.json")
 
 
@@ -364,7 +364,7 @@ entry pair (xs: []f32): (f32, []f32) = (f32.sum xs, map (+1) xs)
     mem = theirs["p.fut:pair"]["datasets"]["[1000000]f32"]["bytes"]
     assert set(mem) == {"default space"} and mem["default space"] >= 8_000_000
     code = ("import os, json; os.chdir(os.environ['D'])\n"
-            "from futhark_lab.bench import bench\nfrom futhark_lab.timing import Policy\n"
+            "from futhark_lab.bench import bench\nfrom futhark_lab.measure import Policy\n"
             "df = bench('p.fut', ['c'], results='res', progress=False, policy=Policy(min_samples=5, "
             "min_time_s=0.02, max_time_s=0.2))\n"
             "print(json.dumps([df.kernel[0], df.dataset[0], df.memory[0], df.error[0]]))")
@@ -392,7 +392,7 @@ def test_server_reference_drives_futhark_server_as_futhark_bench(program, tmp_pa
     `futhark c --server`, a text data file, and an entry point that consumes its input (reloaded per run)."""
     import futhark_data
 
-    from futhark_lab.build.toolchain import find_futhark
+    from futhark_lab.builder.toolchain import find_futhark
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from futhark_server_ref import server_runtimes

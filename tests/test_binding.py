@@ -202,7 +202,7 @@ def test_compile_error_has_compiler_message_and_cell_lines():
 
 
 def test_build_cache_hits_and_force_rebuilds():
-    from futhark_lab.build.compiler import compile_program
+    from futhark_lab.builder.compiler import compile_program
     src = "entry g (x: f64): f64 = x * 2\n"
     b1 = compile_program(src, "c")
     b2 = compile_program(src, "c")
@@ -259,8 +259,8 @@ def test_closing_frees_values_and_later_use_is_an_error():
 def test_cuda_generated_code_compiles_here():
     """The cuda backend's C compiles on a CPU machine (cuda.h from the toolkit, nvrtc.h from PyPI where missing);
     running it is the GPU tests' job."""
-    from futhark_lab.build.toolchain import _cuda_home, _nvrtc_include_dirs
-    from futhark_lab.build.compiler import compile_program
+    from futhark_lab.builder.toolchain import _cuda_home, _nvrtc_include_dirs
+    from futhark_lab.builder.compiler import compile_program
     if _cuda_home() is None:
         pytest.skip("no CUDA toolkit headers (cuda.h) on this machine")
     if not _nvrtc_include_dirs():

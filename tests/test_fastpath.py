@@ -35,7 +35,7 @@ def prog(request):
 
 
 def test_api_mode_and_specialised(prog):
-    from futhark_lab.build import fastcall
+    from futhark_lab.builder import fastcall
     fastcall.wait()  # the extension may still be compiling in the background on a busy machine
     if prog.library.mode != "api":
         with futhark_lab.compile(SRC, backend=prog.backend) as again:
@@ -100,7 +100,7 @@ def test_extension_built_later_for_a_build_without_one(tmp_path):
     """A build made in ABI mode gets its extension when first loaded where extensions can be built."""
     code = ("import numpy as np, futhark_lab as fl\n"
             f"m = fl.compile({SRC!r}, backend='c')\n"
-            "import futhark_lab.build.fastcall; futhark_lab.build.fastcall.wait()\n"
+            "import futhark_lab.builder.fastcall; futhark_lab.builder.fastcall.wait()\n"
             f"m = fl.compile({SRC!r}, backend='c')\n"
             "print(m.library.mode, m.get_i64(np.arange(4), 2))\n")
     env = {**os.environ, "FUTHARK_LAB_CACHE": str(tmp_path)}

@@ -25,10 +25,10 @@ import pytest
 
 import futhark_lab
 from futhark_lab.runtime import context as fcontext
-from futhark_lab.build import cpatch
+from futhark_lab.builder import cpatch
 from futhark_lab.runtime import poisoned
-from futhark_lab.build.cache import Build
-from futhark_lab.build.toolchain import c_flags, find_futhark
+from futhark_lab.builder.cache import Build
+from futhark_lab.builder.toolchain import c_flags, find_futhark
 
 from . import hostile
 from .conftest import ROOT, needs_futhark

@@ -36,7 +36,7 @@ entry scale (xs: []f64): []f64 = map (* 2.5f64) xs"""
 
 SWEEP_CELL = """import numpy as np, torch
 from futhark_lab import sweep as sw, plots
-from futhark_lab.timing import Policy
+from futhark_lab.measure import Policy
 two = lambda n, dtype, rng: (rng.random(n), rng.random(n))
 kernels = [sw.Kernel("dot", mine.dot, make_inputs=two, numpy=np.dot, torch=torch.dot),
            sw.Kernel("scale", mine.scale, make_inputs=lambda n, dtype, rng: rng.random(n),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from futhark_lab.build import manifest as mf
-from futhark_lab.build.cdef import generate_cdef
+from futhark_lab.builder import manifest as mf
+from futhark_lab.builder.cdef import generate_cdef
 
 ARRAY = {"kind": "array", "ctype": "struct futhark_f64_1d *", "rank": 1, "elemtype": "f64",
          "ops": {"free": "futhark_free_f64_1d", "shape": "futhark_shape_f64_1d", "values": "futhark_values_f64_1d",

@@ -29,6 +29,10 @@ def test_wheel_has_the_suite_and_the_labextension(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for fut in (ROOT / "kernels").glob("*.fut"):
         assert f"futhark_lab/suite/{fut.name}" in names, fut.name
+    # every layer's subpackage and the report's template (package data beside view/)
+    for init in (ROOT / "futhark_lab").rglob("__init__.py"):
+        assert init.relative_to(ROOT).as_posix() in names, init
+    assert "futhark_lab/view/templates/report.html.j2" in names
     data = "futhark_lab-0.1.0.data/data/share/jupyter/labextensions/futhark-lab-jupyterlab/"
     meta = json.loads(zipfile.ZipFile(wheel).read(data + "package.json"))
     assert data + meta["jupyterlab"]["_build"]["load"] in names, "the entry the extension's package.json names"

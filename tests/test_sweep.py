@@ -123,7 +123,7 @@ def test_sigkill_loses_no_finished_point_and_rerun_resumes(tmp_path):
         import sys, time
         import numpy as np
         from futhark_lab import sweep as sw, suite
-        from futhark_lab.timing import Policy
+        from futhark_lab.measure import Policy
         def slow(x, y):
             time.sleep(0.01)
             return np.dot(x, y)

@@ -106,7 +106,7 @@ def random_value(item: str) -> Any:
     if rest not in PRIM:            # a constant
         return parse_values(text)[0]
     try:
-        from ..build.toolchain import find_futhark
+        from ..builder.toolchain import find_futhark
         fut = find_futhark()
     except Exception:  # noqa: BLE001 - no futhark: NumPy with futhark's ranges
         fut = None

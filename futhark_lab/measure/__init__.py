@@ -1,7 +1,7 @@
 """Measurement, in nvbench's spirit one module per concern: synchronisation (``sync``), cache flushing
 (``cacheflush``), statistics (``stats``), the policy and stopping rule (``timing``), device-side time
 (``devicetime``), hardware ceilings (``hardware``), the environment record (``env``), the result store (``store``) and
-run comparison (``compare``).  Imports ``build`` and ``runtime`` below it; nothing above.
+run comparison (``compare``).  Imports ``builder`` and ``runtime`` below it; nothing above.
 
 ``from futhark_lab.measure import Policy, measure`` is the public face for timing a callable yourself.
 """

@@ -68,7 +68,7 @@ def git_commit(path: str | os.PathLike = ".") -> dict:
 
 
 def environment() -> dict:
-    from ..build.toolchain import find_futhark
+    from ..builder.toolchain import find_futhark
     from ..errors import FutharkNotFound
 
     try:

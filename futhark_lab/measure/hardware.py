@@ -63,7 +63,7 @@ class HardwareModel:
 
 
 def _cache_path(kind: str, name: str) -> Path:
-    from ..build.cache import cache_root
+    from ..builder.cache import cache_root
     slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[:80]
     return cache_root() / f"hardware-v2-{kind}-{slug}.json"  # v2: all-core host bandwidth, in-cache ceilings
 

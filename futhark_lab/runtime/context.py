@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..build import manifest as mf
-from ..build.cdef import _ctype, raw_names
-from ..build.manifest import PRIMITIVES, ArrayType, OpaqueType
+from ..builder import manifest as mf
+from ..builder.cdef import _ctype, raw_names
+from ..builder.manifest import PRIMITIVES, ArrayType, OpaqueType
 from ..errors import BackendUnavailable, FutharkError
 from . import guards
 from .library import Library, _symbol

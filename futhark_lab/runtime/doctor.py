@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..build.toolchain import (
+from ..builder.toolchain import (
     ALL_BACKENDS,
     _cuda_home,
     _nvrtc_include_dirs,

@@ -7,19 +7,19 @@ from __future__ import annotations
 import inspect
 import keyword
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from ..build import manifest as mf
-from ..build.cdef import (
+from ..builder import manifest as mf
+from ..builder.cdef import (
     SYNC_FAILED,
     _ctype,
     helper_name,
     sentinel_py,
     value_helper_name,
 )
-from ..build.manifest import PRIMITIVES, ArrayType, EntryPoint, OpaqueType
+from ..builder.manifest import PRIMITIVES, ArrayType, EntryPoint, OpaqueType
 from . import guards
 from .library import _symbol
 from .values import (
@@ -35,7 +35,7 @@ from .values import (
 class EntryFunction:
     """A callable entry point.  Arguments: NumPy arrays / scalars, or values of this module (no copy)."""
 
-    def __init__(self, module: "FutharkModule", entry: EntryPoint):
+    def __init__(self, module: Any, entry: EntryPoint):  # module: the FutharkModule that owns it
         self._module = module
         self.entry = entry
         self.__name__ = entry.name
@@ -274,9 +274,6 @@ class EntryFunction:
 
     def __repr__(self) -> str:
         return f"<futhark entry point {self.entry.signature()} [{self._module.backend}]>"
-
-if TYPE_CHECKING:  # the module makes its entry points
-    from .module import FutharkModule
 
 
 _MISSING = object()

@@ -1,4 +1,4 @@
-"""One loaded library per build: its API-mode extension where ``build.fastcall`` made one, cffi's ABI mode otherwise.
+"""One loaded library per build: its API-mode extension where ``builder.fastcall`` made one, cffi's ABI mode otherwise.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 
 import cffi
 
-from ..build import fastcall
-from ..build import manifest as mf
-from ..build.cache import Build
-from ..build.cdef import call_helpers, generate_cdef
-from ..build.manifest import Manifest
+from ..builder import fastcall
+from ..builder import manifest as mf
+from ..builder.cache import Build
+from ..builder.cdef import call_helpers, generate_cdef
+from ..builder.manifest import Manifest
 
 # --------------------------------------------------------------------------- loaded libraries (one per build)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any, NamedTuple
 
-from ..build.cache import Build
-from ..build.compiler import compile_program
-from ..build.toolchain import ALL_BACKENDS, GPU_BACKENDS, PY_BACKENDS
+from ..builder.cache import Build
+from ..builder.compiler import compile_program
+from ..builder.toolchain import ALL_BACKENDS, GPU_BACKENDS, PY_BACKENDS
 from .context import ContextOptions
 from .module import FutharkModule
 from .probe import probe_context

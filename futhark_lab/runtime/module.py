@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..build.cache import Build
-from ..build.manifest import ArrayType
+from ..builder.cache import Build
+from ..builder.manifest import ArrayType
 from .context import Context, ContextOptions
 from .entry import EntryFunction
 from .library import load_library

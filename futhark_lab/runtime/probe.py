@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 
-from ..build.cache import Build
+from ..builder.cache import Build
 from ..errors import BackendUnavailable
 from .diagnose import explain
 from .poisoned import FIX as POISON_FIX
@@ -67,7 +67,7 @@ def run_probe(build: Build, options) -> dict:
 
 
 def _child(directory: str, module_name: str, backend: str, options_json: str) -> None:
-    from ..build.cache import load_build
+    from ..builder.cache import load_build
 
     opts = json.loads(options_json)
     report = {"probe": True, "backend": backend, "ok": False}

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..build.cache import Build
-from ..build.manifest import PRIMITIVES, ArrayType
+from ..builder.cache import Build
+from ..builder.manifest import PRIMITIVES, ArrayType
 from ..errors import FutharkError, FutharkOutOfMemory
 from . import guards
 from .values import ConsumedError, as_host_array, scalar_converter

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..build.manifest import PRIMITIVES, ArrayType, OpaqueType
+from ..builder.manifest import PRIMITIVES, ArrayType, OpaqueType
 from ..errors import FutharkError
 
 _INT_KINDS = "iu"

@@ -1,9 +1,9 @@
 """``compile_program``: source to a build in the cache, by running futhark and the C compiler.
 
-Like Cython's ``%%cython``: every build gets a module name derived from its cache key (``build.cache``), the
+Like Cython's ``%%cython``: every build gets a module name derived from its cache key (``builder.cache``), the
 compilers' output is captured and shown, and a build is moved into place atomically so concurrent compilations of
-the same program both succeed.  The generated code is patched (``build.cpatch``) and given futhark-lab's call
-helpers (``build.cdef``) before cc sees it.
+the same program both succeed.  The generated code is patched (``builder.cpatch``) and given futhark-lab's call
+helpers (``builder.cdef``) before cc sees it.
 """
 
 from __future__ import annotations
