@@ -95,6 +95,26 @@ def _torch_devices(want: str | None) -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+def _cluster(a):
+    """(cluster for sweep(), closer) from --workers / --scheduler: None when neither is given."""
+    workers, scheduler = getattr(a, "workers", None), getattr(a, "scheduler", None)
+    if workers is None and scheduler is None:
+        return None, lambda: None
+    if workers is not None and scheduler is not None:
+        raise SystemExit("error: give --workers N (a local Dask cluster) or --scheduler ADDRESS, not both")
+    if workers is not None and workers < 1:
+        raise SystemExit(f"error: --workers {workers}: give at least 1")
+    try:
+        from .sweep.distributed import connect
+    except ImportError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    from .errors import FutharkLabError
+    try:
+        return connect(f"local:{workers}" if workers is not None else scheduler)
+    except FutharkLabError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 def cmd_run(a) -> int:
     from .measure.timing import Policy
     from .sweep.run import sweep
@@ -109,8 +129,13 @@ def cmd_run(a) -> int:
         ("c", "multicore", "opencl", "cuda"), a.quiet)
     impls = _impls(backends, _torch_devices(a.torch), not a.no_numpy, a.copy, kernel, a.pinned)
     policy = Policy(max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time), max_noise=a.noise, cold=a.cold)
-    df = sweep(kernel, impls, sizes=_parse_sizes(a.sizes), dtypes=a.dtypes.split(",") if a.dtypes else None,
-               run_id=a.run_id, results=a.results, policy=policy, progress=not a.quiet, on_error="warn")
+    cluster, close = _cluster(a)
+    try:
+        df = sweep(kernel, impls, sizes=_parse_sizes(a.sizes), dtypes=a.dtypes.split(",") if a.dtypes else None,
+                   run_id=a.run_id, results=a.results, policy=policy, progress=not a.quiet, on_error="warn",
+                   cluster=cluster, exclusive=a.exclusive)
+    finally:
+        close()
     _summary(df)
     path = rep.report(df, a.report)
     print(f"report: {path}\nresults: {Path(path).parent if a.report is None else df.attrs.get('run_id')}")
@@ -124,7 +149,6 @@ PYTHON_BACKEND_MAX_SIZE = 10_000
 def cmd_demo(a) -> int:
     from .measure.store import new_run_id
     from .measure.timing import Policy
-    from .sweep.run import sweep
     from .view import report as rep
 
     suite = _suite()
@@ -137,6 +161,21 @@ def cmd_demo(a) -> int:
     sizes_cap = int(float(a.max_size))
     policy = Policy(max_time_s=a.max_time, min_time_s=min(0.1, a.max_time), max_noise=0.02)
     frames = []
+    cluster, close = _cluster(a)
+    try:
+        _demo_sweeps(a, suite, backends, run_id, sizes_cap, policy, frames, cluster)
+    finally:
+        close()
+    df = frames[-1]  # each sweep returns the whole run so far
+    _summary(df)
+    path = rep.report(df, a.report, title="futhark-lab demo: the kernel suite")
+    print(f"report: {path}")
+    return 0
+
+
+def _demo_sweeps(a, suite, backends, run_id, sizes_cap, policy, frames, cluster) -> None:
+    from .sweep.run import sweep
+
     for name in (a.kernels.split(",") if a.kernels else suite.KERNELS):
         kernel = suite.get(name)
         # pyopencl's generated host code is slow at tiny sizes but fine as a demo of a working path
@@ -144,17 +183,13 @@ def cmd_demo(a) -> int:
         sizes = [n for n in kernel.sizes if n <= sizes_cap]
         frames.append(sweep(kernel, impls, sizes=sizes, dtypes=kernel.dtypes[:1], run_id=run_id,
                             results=a.results, policy=policy, rounds=2, progress=not a.quiet,
-                            on_error="warn"))
+                            on_error="warn", cluster=cluster, exclusive=a.exclusive))
         if "python" in backends:  # interpreted: shown at the small sizes only, where it finishes in seconds
             small = [n for n in sizes if n <= PYTHON_BACKEND_MAX_SIZE] or sizes[:1]
             frames.append(sweep(kernel, _impls(["python"], [], False, False, kernel), sizes=small,
                                 dtypes=kernel.dtypes[:1], run_id=run_id, results=a.results, policy=policy,
-                                rounds=2, progress=not a.quiet, on_error="warn"))
-    df = frames[-1]  # each sweep returns the whole run so far
-    _summary(df)
-    path = rep.report(df, a.report, title="futhark-lab demo: the kernel suite")
-    print(f"report: {path}")
-    return 0
+                                rounds=2, progress=not a.quiet, on_error="warn", cluster=cluster,
+                                exclusive=a.exclusive))
 
 
 def _summary(df) -> None:
@@ -312,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--noise", type=float, default=0.01, help="stop when the median's 95%% CI is within this")
     r.add_argument("--cold", action="store_true",
                    help="also measure cold: flush the L2 (GPU) or last-level cache (CPU) before each sample")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do)")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="measure on the Dask cluster at ADDRESS (tcp://host:8786), one device per worker")
+    r.add_argument("--exclusive", choices=("host", "device"), default="host",
+                   help="on a cluster: one timing per host at a time (default), or one per device")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
 
@@ -322,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-time", type=float, default=0.6, help="seconds per point at most (default 0.6)")
     d.add_argument("--run-id")
     d.add_argument("--results")
+    d.add_argument("--workers", type=int, metavar="N",
+                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do)")
+    d.add_argument("--scheduler", metavar="ADDRESS",
+                   help="measure on the Dask cluster at ADDRESS (tcp://host:8786), one device per worker")
+    d.add_argument("--exclusive", choices=("host", "device"), default="host",
+                   help="on a cluster: one timing per host at a time (default), or one per device")
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
 

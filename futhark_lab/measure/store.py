@@ -93,5 +93,6 @@ def load_run(run_or_path: str | os.PathLike):
     store = RunStore(p.name, p.parent, create=False)
     df = pd.DataFrame(store.rows())
     df.attrs["run_id"] = p.name
+    df.attrs["run_dir"] = str(p)  # where its report goes by default
     df.attrs["environment"] = store.environment()
     return df

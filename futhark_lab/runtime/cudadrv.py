@@ -73,6 +73,30 @@ def device_names() -> list[str]:
     return names
 
 
+
+def device_uuids() -> list[str]:
+    """The visible devices' UUIDs as nvidia-smi prints them (``GPU-xxxxxxxx-...``): a device's name across
+    processes, hosts and CUDA_VISIBLE_DEVICES renumbering."""
+    lib = _lib()
+    count = ctypes.c_int()
+    _check(lib.cuDeviceGetCount(ctypes.byref(count)), "cuDeviceGetCount")
+    out = []
+    for i in range(count.value):
+        dev = ctypes.c_int()
+        _check(lib.cuDeviceGet(ctypes.byref(dev), i), "cuDeviceGet")
+        raw = ctypes.create_string_buffer(16)
+        _check(lib.cuDeviceGetUuid(raw, dev), "cuDeviceGetUuid")
+        h = raw.raw.hex()
+        out.append(f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
+def driver_version() -> str:
+    """The driver's CUDA version, e.g. ``13.0``."""
+    v = ctypes.c_int()
+    _check(_lib().cuDriverGetVersion(ctypes.byref(v)), "cuDriverGetVersion")
+    return f"{v.value // 1000}.{v.value % 1000 // 10}"
+
 def _check(code: int, what: str) -> None:
     if code != 0:
         raise CudaUnavailable(f"{what} failed with CUDA error {code}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import socket
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -19,15 +20,11 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..measure.store import RunStore, load_run, new_run_id
-from ..measure.sync import entry_synchronised
-from ..measure.timing import Measurement, Policy, measure
-from .answers import _reference
+from ..measure.timing import Policy
 from .failures import ON_ERROR, _report_failures
-from .impl import Impl, Prepared
-from .impls import prepare
+from .impl import Impl
 from .kernel import Kernel
-from .modules import _ModuleCache
-from .rows import _hardware_models, _hw_key, _row
+from .point import PointRunner
 
 # --------------------------------------------------------------------------- the sweep
 
@@ -52,6 +49,8 @@ def sweep(
     hardware: Any = "auto",
     on_error: str = "raise-if-all",
     on_point: Callable[[int, int], None] | None = None,
+    cluster: Any = None,
+    exclusive: str = "host",
 ):
     """Measure ``impls`` on ``kernels`` over ``sizes`` × ``dtypes``; return a tidy DataFrame (one row per point).
 
@@ -61,6 +60,12 @@ def sweep(
     ``"raise-if-all"`` (default) warns with the first error of each implementation that failed somewhere and raises
     ``SweepFailed`` (the rows are in its ``.df`` and on disk) when an implementation failed at every point of a
     kernel; ``"warn"`` only warns; ``"record"`` says nothing; ``"raise"`` stops at the first failure.
+
+    ``cluster``: run the points on a Dask cluster (a ``distributed.Client``, a scheduler address, or ``"local:N"``
+    for a ``LocalCluster`` of N workers), each timed alone on its device; see ``futhark_lab.sweep.distributed``.
+    ``exclusive``: on a cluster, ``"host"`` (default) times one point per host at a time, ``"device"`` one per
+    device (several GPUs of a host, and a GPU beside the host's CPU, then time at once).
+    Without a cluster, points run one after another in this process.
     """
     from tqdm.auto import tqdm
 
@@ -79,151 +84,45 @@ def sweep(
     store.write_environment({**environment(), "method": {**dataclasses.asdict(policy), "rounds": rounds,
                                                           "seed": seed}})
     done = store.done_keys()
-    per_round = dataclasses.replace(policy, cold=False, min_time_s=policy.min_time_s / rounds,
-                                    max_time_s=policy.max_time_s / rounds,
-                                    min_samples=max(3, policy.min_samples // rounds),
-                                    max_samples=max(3, policy.max_samples // rounds), max_noise=0.0)
-    # several CPU implementations with thread pools of their own (OpenMP in PyTorch, OpenBLAS in NumPy, futhark's
-    # multicore scheduler) interleaved: each block of samples starts after a warm-up long enough for the others'
-    # idle workers to stop spinning (OpenBLAS spins ~0.1 s after a call)
-    cpu_mixed = len({_pool_owner(i) for i in impls if _hw_key(i) == "cpu"} - {None}) > 1
-    per_round_cpu = dataclasses.replace(per_round, warmup_s=max(per_round.warmup_s, 0.15)) if ISOLATE_CPU_POOLS \
-        else per_round
-    hw = _hardware_models(impls, hardware)
-    modules = _ModuleCache()
-    flushers = {}
-    if policy.cold:  # one cache-sized buffer per device kind, made once (the GPU's L2, the CPU's last level)
-        from ..measure.cacheflush import CacheFlusher
-        flushers = {k: CacheFlusher(k) for k in {_hw_key(i) for i in impls}}
     plan = [(k, n, d) for k in kernels for d in (dtypes or k.dtypes) if d in k.dtypes or dtypes is None
             for n in (sizes or k.sizes)]
-    total = sum(1 for k, n, d in plan for i in impls if (k.name, i.name, int(n), d) not in done)
+    todo = [(k, int(n), d, [i for i in impls if (k.name, i.name, int(n), d) not in done]) for k, n, d in plan]
+    todo = [t for t in todo if t[3]]
+    total = sum(len(t[3]) for t in todo)
     bar = tqdm(total=total, desc=f"sweep {run_id}", disable=not progress, unit="point")
-    finished = 0
     outcome: dict[tuple[str, str], list[str | None]] = {}  # (kernel, impl) -> each point's error (None: fine)
+    finished = 0
+
+    def record(rows: list[dict]) -> None:
+        nonlocal finished
+        for row in rows:
+            store.append(row)
+            outcome.setdefault((row["kernel"], row["impl"]), []).append(row.get("error"))
+            bar.update(1)
+            finished += 1
+            if on_point is not None:
+                on_point(finished, total)
+
+    settings = dict(policy=policy, rounds=rounds, seed=seed, hardware=hardware, on_error=on_error, run_id=run_id)
     try:
-        for kernel, size, dtype in plan:
-            todo = [i for i in impls if (kernel.name, i.name, int(size), dtype) not in done]
-            if not todo:
-                continue
-            rng = np.random.default_rng(seed + int(size))
-            inputs = kernel.inputs(int(size), dtype, rng)
-            reference = _reference(kernel, inputs)
-            prepared: dict[str, Prepared | Exception] = {}
-            for impl in todo:
-                try:
-                    prepared[impl.name] = prepare(impl, kernel, dtype, inputs, modules)
-                except Exception as exc:  # noqa: BLE001 - recorded per point
-                    if on_error == "raise":
-                        raise
-                    prepared[impl.name] = exc
-            samples: dict[str, list[float]] = {i.name: [] for i in todo}
-            firsts: dict[str, Measurement] = {}
-            errors: dict[str, str] = {}
-            for r in range(rounds):
-                for impl in todo:  # interleaved: every implementation once per round
-                    p = prepared[impl.name]
-                    if isinstance(p, Exception) or impl.name in errors:
-                        continue
-                    try:
-                        with _own_pools(impl, cpu_mixed):
-                            sample_sync = entry_synchronised if p.call_syncs else p.sync
-                            m = measure(p.call, device=p.measure_device if p.sync is None else "cpu",
-                                        sync=sample_sync,
-                                        policy=per_round_cpu if cpu_mixed and _hw_key(impl) == "cpu" else per_round,
-                                        keep_result=(r == 0),
-                                        flush=(p.flush or flushers.get(_hw_key(impl))) if policy.cold and r == 0
-                                        else None)
-                    except Exception as exc:  # noqa: BLE001
-                        if on_error == "raise":
-                            raise
-                        errors[impl.name] = f"{type(exc).__name__}: {exc}"
-                        continue
-                    samples[impl.name] += m.samples_s
-                    if r == 0:
-                        firsts[impl.name] = m
-            extra: dict[str, dict] = {}
-            for impl in todo:  # device-side time and the batch figure, after the interleaved rounds
-                p = prepared[impl.name]
-                if isinstance(p, Exception) or impl.name in errors or p.device_timer is None:
-                    continue
-                try:
-                    extra[impl.name] = _device_figures(p, samples[impl.name], policy)
-                except Exception as exc:  # noqa: BLE001 - the call-time row stands without them
-                    extra[impl.name] = {"device_time_error": f"{type(exc).__name__}: {exc}"}
-            for impl in todo:
-                p = prepared[impl.name]
-                row = _row(run_id, kernel, impl, size, dtype, p, samples[impl.name], firsts.get(impl.name),
-                           errors.get(impl.name), reference, modules, hw, inputs)
-                row.update(extra.get(impl.name, {}))
-                store.append(row)
-                outcome.setdefault((kernel.name, impl.name), []).append(row.get("error"))
-                bar.update(1)
-                finished += 1
-                if on_point is not None:
-                    on_point(finished, total)
-            del prepared, inputs
+        if cluster is not None:
+            from .distributed import (
+                run_distributed,  # Dask: its own module, with the install hint
+            )
+            run_distributed(cluster, todo, impls, settings, record, bar, exclusive=exclusive)
+        else:
+            runner = PointRunner(impls, **settings)
+            host = socket.gethostname()
+            try:
+                for kernel, size, dtype, point_impls in todo:
+                    rows = runner.measure(kernel, size, dtype, point_impls)
+                    for row in rows:
+                        row["host"] = host
+                    record(rows)
+            finally:
+                runner.close()
     finally:
         bar.close()
-        for flusher, timer in modules.gpu_tools.values():  # inside futhark's contexts: before they are freed
-            for tool in (flusher, timer):
-                if tool is not None:
-                    try:
-                        tool.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-        modules.close()
     df = load_run(store.dir)
     _report_failures(outcome, on_error, df)
     return df
-
-
-#: A warm-up of 0.15 s (past OpenBLAS's spin time) before each CPU implementation's block of samples in a mixed
-#: sweep.  Off: benchmarks/cpu_interplay.py found every implementation's mixed time equal to its time alone with
-#: the blocks alone (quiet 2-core VM); on a loaded machine two-thread pools stall alone and mixed alike.
-ISOLATE_CPU_POOLS = False
-#: Also hold the other libraries' BLAS/OpenMP pools to one thread per block (threadpoolctl); off: measured worse.
-POOL_LIMITS = False
-
-
-def _pool_owner(impl: Impl) -> str | None:
-    """Which thread pool a CPU implementation runs on (threadpoolctl's user_api), or None for none of them."""
-    if impl.kind == "numpy":
-        return "blas"
-    if impl.kind == "torch":
-        return "openmp"
-    if impl.kind == "futhark" and impl.backend in ("multicore", "ispc"):
-        return "futhark"
-    return None
-
-
-def _own_pools(impl: Impl, mixed: bool):
-    """A context for ``impl``'s block of samples.  Holding the other libraries' pools to one thread with
-    threadpoolctl was tried and measured worse (benchmarks/cpu_interplay.py: PyTorch's OpenMP pool resized around
-    every block stalled its next calls by a scheduler slice), so the isolation is the block itself plus a warm-up
-    past the other pools' spin time; ``POOL_LIMITS=True`` restores the threadpoolctl variant for comparison."""
-    import contextlib
-
-    if not (mixed and POOL_LIMITS and ISOLATE_CPU_POOLS) or _hw_key(impl) != "cpu":
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    owner = _pool_owner(impl)
-    return threadpool_limits({api: 1 for api in ("blas", "openmp") if api != owner})
-
-
-def _device_figures(p: Prepared, samples: list[float], policy: Policy) -> dict:
-    """Device-side span (CUDA events in the implementation's own context/stream) and, for resident inputs, the
-    per-call time of k back-to-back launches with one synchronisation."""
-    from ..measure.devicetime import batch_per_call, device_times
-
-    st = device_times(p.call, p.device_timer, max_time_s=min(1.0, policy.max_time_s / 3))
-    out = {"device_time_s_median": st.median, "device_time_s_iqr": st.iqr, "device_time_n": st.n,
-           "device_time_how": "CUDA events around the call on the implementation's own context/stream"}
-    if p.launch is not None and p.sync is not None:
-        per, k = batch_per_call(p.launch, p.sync, single_s=float(np.median(samples)) if samples else None,
-                                budget_s=min(1.0, policy.max_time_s / 3))
-        out.update(batch_s_per_call=per, batch_k=k)
-    return out

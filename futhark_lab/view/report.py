@@ -162,7 +162,8 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
     env = df.attrs.get("environment") or {}
     if path is None:    # next to the run's points.jsonl when given its directory, else under results/
         given = None if isinstance(run_or_df, pd.DataFrame) else Path(run_or_df)
-        path = (given if given is not None and given.is_dir() else results_dir() / run_id) / "report.html"
+        run_dir = Path(df.attrs["run_dir"]) if df.attrs.get("run_dir") else results_dir() / run_id
+        path = (given if given is not None and given.is_dir() else run_dir) / "report.html"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     bench = "dataset" in df

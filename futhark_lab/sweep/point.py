@@ -1,0 +1,194 @@
+"""One point of a sweep measured: (kernel, size, dtype) × the implementations of one device, interleaved in rounds.
+
+``PointRunner`` holds what a sweep shares between its points (the module cache, cache flushers, hardware models,
+the per-round policy); the serial sweep and each Dask worker (``sweep.distributed``) run points through it, so a
+point is measured the same way wherever it runs.  Builds and contexts are made before the ``exclusive`` section;
+inputs, transfers, samples and the rows are made inside it, and each row records that section's start and end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..measure.sync import entry_synchronised
+from ..measure.timing import Measurement, Policy, measure
+from .answers import _reference
+from .impl import Impl, Prepared
+from .impls import prepare
+from .kernel import Kernel
+from .modules import _ModuleCache
+from .rows import _hardware_models, _hw_key, _row
+
+
+class PointRunner:
+    """Measures points for one sweep; ``close()`` frees its modules (CUDA tools first, inside their contexts)."""
+
+    def __init__(self, impls: Sequence[Impl], *, policy: Policy, rounds: int, seed: int, hardware: Any,
+                 on_error: str, run_id: str):
+        self.policy, self.rounds, self.seed, self.on_error, self.run_id = policy, rounds, seed, on_error, run_id
+        self.per_round = dataclasses.replace(policy, cold=False, min_time_s=policy.min_time_s / rounds,
+                                             max_time_s=policy.max_time_s / rounds,
+                                             min_samples=max(3, policy.min_samples // rounds),
+                                             max_samples=max(3, policy.max_samples // rounds), max_noise=0.0)
+        # several CPU implementations with thread pools of their own (OpenMP in PyTorch, OpenBLAS in NumPy,
+        # futhark's multicore scheduler) interleaved: each block of samples may start after a warm-up long enough
+        # for the others' idle workers to stop spinning (OpenBLAS spins ~0.1 s after a call)
+        self.cpu_mixed = len({_pool_owner(i) for i in impls if _hw_key(i) == "cpu"} - {None}) > 1
+        self.per_round_cpu = dataclasses.replace(self.per_round, warmup_s=max(self.per_round.warmup_s, 0.15)) \
+            if ISOLATE_CPU_POOLS else self.per_round
+        self.hw = _hardware_models(impls, hardware)
+        self.modules = _ModuleCache()
+        self.flushers: dict = {}
+        if policy.cold:  # one cache-sized buffer per device kind, made once (the GPU's L2, the CPU's last level)
+            from ..measure.cacheflush import CacheFlusher
+            self.flushers = {k: CacheFlusher(k) for k in {_hw_key(i) for i in impls}}
+
+    def setup(self, kernel: Kernel, impls: Sequence[Impl]) -> None:
+        """Build (or find) and load every Futhark program the point needs; failures are left for ``measure``."""
+        for impl in impls:
+            if impl.kind == "futhark":
+                try:
+                    self.modules.get(kernel, impl)
+                except Exception:  # noqa: BLE001 - remembered by the cache, recorded in the point's rows
+                    pass
+
+    def measure(self, kernel: Kernel, size: int, dtype: str, todo: Sequence[Impl],
+                exclusive: Any = None) -> list[dict]:
+        """The point's rows, one per implementation.  ``exclusive``: a context manager held while anything is
+        timed (a Dask lock per device or host); setup happens before it."""
+        self.setup(kernel, todo)
+        with exclusive if exclusive is not None else contextlib.nullcontext():
+            t_start = time.time()
+            rows = self._measure(kernel, size, dtype, todo)
+            t_end = time.time()
+        for row in rows:
+            row.update(t_start=t_start, t_end=t_end)
+        return rows
+
+    def _measure(self, kernel: Kernel, size: int, dtype: str, todo: Sequence[Impl]) -> list[dict]:
+        policy, on_error = self.policy, self.on_error
+        rng = np.random.default_rng(self.seed + int(size))
+        inputs = kernel.inputs(int(size), dtype, rng)
+        reference = _reference(kernel, inputs)
+        prepared: dict[str, Prepared | Exception] = {}
+        for impl in todo:
+            try:
+                prepared[impl.name] = prepare(impl, kernel, dtype, inputs, self.modules)
+            except Exception as exc:  # noqa: BLE001 - recorded per point
+                if on_error == "raise":
+                    raise
+                prepared[impl.name] = exc
+        samples: dict[str, list[float]] = {i.name: [] for i in todo}
+        firsts: dict[str, Measurement] = {}
+        errors: dict[str, str] = {}
+        for r in range(self.rounds):
+            for impl in todo:  # interleaved: every implementation once per round
+                p = prepared[impl.name]
+                if isinstance(p, Exception) or impl.name in errors:
+                    continue
+                try:
+                    with _own_pools(impl, self.cpu_mixed):
+                        sample_sync = entry_synchronised if p.call_syncs else p.sync
+                        m = measure(p.call, device=p.measure_device if p.sync is None else "cpu",
+                                    sync=sample_sync,
+                                    policy=self.per_round_cpu if self.cpu_mixed and _hw_key(impl) == "cpu"
+                                    else self.per_round,
+                                    keep_result=(r == 0),
+                                    flush=(p.flush or self.flushers.get(_hw_key(impl))) if policy.cold and r == 0
+                                    else None)
+                except Exception as exc:  # noqa: BLE001
+                    if on_error == "raise":
+                        raise
+                    errors[impl.name] = f"{type(exc).__name__}: {exc}"
+                    continue
+                samples[impl.name] += m.samples_s
+                if r == 0:
+                    firsts[impl.name] = m
+        extra: dict[str, dict] = {}
+        for impl in todo:  # device-side time and the batch figure, after the interleaved rounds
+            p = prepared[impl.name]
+            if isinstance(p, Exception) or impl.name in errors or p.device_timer is None:
+                continue
+            try:
+                extra[impl.name] = _device_figures(p, samples[impl.name], policy)
+            except Exception as exc:  # noqa: BLE001 - the call-time row stands without them
+                extra[impl.name] = {"device_time_error": f"{type(exc).__name__}: {exc}"}
+        rows = []
+        for impl in todo:
+            p = prepared[impl.name]
+            row = _row(self.run_id, kernel, impl, size, dtype, p, samples[impl.name], firsts.get(impl.name),
+                       errors.get(impl.name), reference, self.modules, self.hw, inputs)
+            row.update(extra.get(impl.name, {}))
+            if impl.kind == "futhark":
+                module = self.modules.modules.get(self.modules.key(kernel, impl))
+                version = getattr(getattr(getattr(module, "build", None), "futhark", None), "version_str", None)
+                if version:
+                    row["futhark_version"] = version
+            rows.append(row)
+        return rows
+
+    def close(self) -> None:
+        for flusher, timer in self.modules.gpu_tools.values():  # inside futhark's contexts: before they are freed
+            for tool in (flusher, timer):
+                if tool is not None:
+                    try:
+                        tool.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+        self.modules.close()
+
+
+#: A warm-up of 0.15 s (past OpenBLAS's spin time) before each CPU implementation's block of samples in a mixed
+#: sweep.  Off: benchmarks/cpu_interplay.py found every implementation's mixed time equal to its time alone with
+#: the blocks alone (quiet 2-core VM); on a loaded machine two-thread pools stall alone and mixed alike.
+ISOLATE_CPU_POOLS = False
+#: Also hold the other libraries' BLAS/OpenMP pools to one thread per block (threadpoolctl); off: measured worse.
+POOL_LIMITS = False
+
+
+def _pool_owner(impl: Impl) -> str | None:
+    """Which thread pool a CPU implementation runs on (threadpoolctl's user_api), or None for none of them."""
+    if impl.kind == "numpy":
+        return "blas"
+    if impl.kind == "torch":
+        return "openmp"
+    if impl.kind == "futhark" and impl.backend in ("multicore", "ispc"):
+        return "futhark"
+    return None
+
+
+def _own_pools(impl: Impl, mixed: bool):
+    """A context for ``impl``'s block of samples.  Holding the other libraries' pools to one thread with
+    threadpoolctl was tried and measured worse (benchmarks/cpu_interplay.py: PyTorch's OpenMP pool resized around
+    every block stalled its next calls by a scheduler slice), so the isolation is the block itself plus a warm-up
+    past the other pools' spin time; ``POOL_LIMITS=True`` restores the threadpoolctl variant for comparison."""
+    import contextlib
+
+    if not (mixed and POOL_LIMITS and ISOLATE_CPU_POOLS) or _hw_key(impl) != "cpu":
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    owner = _pool_owner(impl)
+    return threadpool_limits({api: 1 for api in ("blas", "openmp") if api != owner})
+
+
+def _device_figures(p: Prepared, samples: list[float], policy: Policy) -> dict:
+    """Device-side span (CUDA events in the implementation's own context/stream) and, for resident inputs, the
+    per-call time of k back-to-back launches with one synchronisation."""
+    from ..measure.devicetime import batch_per_call, device_times
+
+    st = device_times(p.call, p.device_timer, max_time_s=min(1.0, policy.max_time_s / 3))
+    out = {"device_time_s_median": st.median, "device_time_s_iqr": st.iqr, "device_time_n": st.n,
+           "device_time_how": "CUDA events around the call on the implementation's own context/stream"}
+    if p.launch is not None and p.sync is not None:
+        per, k = batch_per_call(p.launch, p.sync, single_s=float(np.median(samples)) if samples else None,
+                                budget_s=min(1.0, policy.max_time_s / 3))
+        out.update(batch_s_per_call=per, batch_k=k)
+    return out

@@ -1,0 +1,138 @@
+"""Sweeps on a real Dask cluster (LocalCluster worker processes on this machine): the serial run's points, where
+each ran, no two timings overlapping on one host, workers that build from the client's generated code, and a
+worker killed mid-point that loses nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from .conftest import ROOT, needs_futhark
+
+distributed = pytest.importorskip("distributed", reason="Dask's distributed is installed by scripts/setup.sh")
+
+from futhark_lab import suite  # noqa: E402
+from futhark_lab import sweep as sw  # noqa: E402
+from futhark_lab.measure import Policy  # noqa: E402
+from futhark_lab.sweep.distributed import CLUSTER_CONFIG, ClusterUnavailable, overlaps  # noqa: E402
+
+QUICK = Policy(min_time_s=0.02, max_time_s=0.1, min_samples=5, max_samples=40, warmup_s=0.01)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two worker processes that have no futhark: $FUTHARK names nothing there."""
+    import dask
+
+    # a dead worker's lock is freed when its lease runs out: seconds here, 30 s by default
+    with dask.config.set({**CLUSTER_CONFIG, "distributed.scheduler.locks.lease-timeout": "5s",
+                          "distributed.scheduler.locks.lease-validation-interval": "1s"}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=":0", env={"FUTHARK": "/nonexistent/futhark"})
+        c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@needs_futhark
+def test_cluster_gives_the_serial_points_with_where_they_ran_and_no_overlap(client, tmp_path):
+    kernel = suite.get("sum_squares")
+    impls = [sw.futhark("c"), sw.futhark("multicore"), sw.numpy_impl()]
+    sizes = [1000, 10_000, 100_000, 1_000_000]
+    serial = sw.sweep(kernel, impls, sizes=sizes, dtypes=["f64"], results=tmp_path, policy=QUICK,
+                      progress=False, hardware=None)
+    df = sw.sweep(kernel, impls, sizes=sizes, dtypes=["f64"], results=tmp_path, policy=QUICK, progress=False,
+                  hardware=None, cluster=client)
+    key = ["kernel", "impl", "size", "dtype"]
+    assert sorted(map(tuple, df[key].values)) == sorted(map(tuple, serial[key].values))
+    assert df["error"].isna().all(), df["error"].dropna().tolist()
+    assert df["correct"].all()
+    # where: every row names its host and worker; futhark rows their compiler version
+    assert df["host"].notna().all() and df["worker"].str.startswith("tcp://").all()
+    assert df["worker"].nunique() == 2, "both workers measured"
+    assert df[df["kind"] == "futhark"]["futhark_version"].notna().all()
+    # placement: timed sections on one host never overlap, though the workers ran at once
+    assert overlaps(df) == []
+    spans = df.drop_duplicates(subset=["size"])[["t_start", "t_end"]].sort_values("t_start").values
+    assert all(b[0] >= a[1] for a, b in zip(spans, spans[1:]))
+    # timed like the serial run (agreement of the medians is benchmarks/scale_out.py's: timing is noisy here)
+    assert (df["time_s_median"] > 0).all() and (df["n"] >= QUICK.min_samples).all()
+
+
+@needs_futhark
+def test_overlap_check_can_fail(client, tmp_path):
+    """The overlap check finds overlapping sections when they exist (rows moved onto each other by hand)."""
+    kernel = suite.get("sum_squares")
+    df = sw.sweep(kernel, [sw.numpy_impl()], sizes=[1000, 2000], dtypes=["f64"], results=tmp_path, policy=QUICK,
+                  progress=False, hardware=None, cluster=client)
+    assert overlaps(df) == []
+    forged = df.copy()
+    forged.loc[forged.index[1], "t_start"] = forged.loc[forged.index[0], "t_start"]
+    forged.loc[forged.index[1], "t_end"] = forged.loc[forged.index[0], "t_end"] + 1
+    assert len(overlaps(forged)) == 1
+
+
+def test_a_worker_killed_mid_point_costs_one_retry_then_an_error_row(client, tmp_path):
+    marker = tmp_path / "died-once"
+
+    def dies_once(x):
+        if x.size == 1000 and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(1)  # the worker process dies in the middle of the point
+        return float(np.dot(x, x))
+
+    def always_dies(x):
+        if x.size == 2000:
+            os._exit(1)
+        return float(np.dot(x, x))
+
+    kernel = sw.Kernel("sumsq", "entry f (xs: []f64): f64 = f64.sum (map (\\x -> x*x) xs)",
+                       make_inputs=lambda n, dtype, rng: rng.random(n), numpy=lambda x: float(np.dot(x, x)))
+    impls = [sw.custom("dies-once", dies_once), sw.custom("always-dies", always_dies)]
+    df = sw.sweep(kernel, impls, sizes=[1000, 2000, 3000], results=tmp_path, policy=QUICK, progress=False,
+                  hardware=None, cluster=client, on_error="record")
+    assert marker.exists(), "the worker did die"
+    got = {(r.impl, r.size): (r.error if isinstance(r.error, str) else None) for r in df.itertuples()}
+    assert len(got) == 6, "every point has its row"
+    assert got[("dies-once", 1000)] is None, "retried on another worker, and measured"
+    # the point whose worker died on every attempt: an error row, the sweep went on
+    assert "KilledWorker" in str(got[("always-dies", 2000)])
+    assert got[("always-dies", 3000)] is None and got[("dies-once", 3000)] is None
+    # waits for the scheduler to replace the dead workers before the next test
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_unreachable_scheduler_is_a_clear_error_before_anything_runs(tmp_path):
+    kernel = suite.get("sum_squares")
+    t = time.perf_counter()
+    with pytest.raises(ClusterUnavailable, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        sw.sweep(kernel, [sw.numpy_impl()], sizes=[1000], results=tmp_path, progress=False, hardware=None,
+                 cluster="tcp://127.0.0.1:9", run_id="never")
+    assert time.perf_counter() - t < 60
+    assert not (tmp_path / "never" / "points.jsonl").exists()
+    with pytest.raises(ValueError, match="local:N"):
+        sw.sweep(kernel, [sw.numpy_impl()], sizes=[1000], results=tmp_path, progress=False, cluster="local:0")
+
+
+@needs_futhark
+def test_cli_run_with_workers(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "futhark_lab.cli", "run", "kernels/sum_squares.fut",
+                          "--backends", "c,multicore", "--torch", "", "--sizes", "1e3,1e5", "--dtypes", "f64",
+                          "--workers", "2", "--max-time", "0.1", "--min-time", "0.02", "--results", str(tmp_path),
+                          "--run-id", "w2", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Dask worker(s); dashboard http" in out.stderr
+    from futhark_lab.measure import load_run
+    df = load_run(tmp_path / "w2")
+    assert len(df) == 6 and df["error"].isna().all() and overlaps(df) == []
+    assert df["worker"].notna().all()
+    both = subprocess.run([sys.executable, "-m", "futhark_lab.cli", "run", "kernels/sum_squares.fut",
+                           "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert both.returncode != 0 and "not both" in both.stderr
