@@ -63,8 +63,12 @@ class FutharkValue:
     def free(self) -> None:
         """Release the value now (idempotent)."""
         self._usable = None
-        if self._alias is not None:
-            aliases.leave(self)
+        g = self._alias
+        if g is not None:   # aliases.leave, inline: a result freed in a timing loop pays only this
+            self._alias = None
+            if g.parent is not None:
+                g = g.root()
+            g.live -= 1
         ptr, self._ptr = self._ptr, None
         keepalive, self._keepalive = self._keepalive, None
         if ptr is not None and self._ctx.alive:
