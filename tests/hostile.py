@@ -490,6 +490,75 @@ def numpy_to_unique_param_not_modified(m, b):
     return expect_value(orig, np.arange(5))
 
 
+# aliasing (issue 25): a nonunique output aliases its nonconsuming inputs; consuming it must not change them ------
+@case()
+def consuming_an_alias_keeps_the_original(m, b):
+    import numpy as np
+    x = m.array(np.arange(4))
+    y = m.id_i64s(x)
+    expect_value(m.bump(y), [100, 1, 2, 3])
+    expect_value(x, np.arange(4))
+    return expect_error(lambda: y.numpy(), "consumed", "bump", "xs")
+
+
+@case()
+def consuming_a_unique_output_leaves_the_input(m, b):
+    import numpy as np
+    x = m.array(np.arange(4))
+    before = m.context.consume_copies
+    expect_value(m.bump(m.fresh_i64s(x)), [100, 1, 2, 3])
+    if m.context.consume_copies != before:
+        raise Outcome("wrong", "a unique (*) output was copied before being consumed, as if it aliased its input")
+    return expect_value(x, np.arange(4))
+
+
+@case()
+def consuming_tuple_component_alias(m, b):
+    import numpy as np
+    x = m.array(np.arange(4))
+    p, q = m.pair_i64s(x)
+    expect_value(m.bump(q), [100, 1, 2, 3])
+    expect_value(m.bump(p), [100, 1, 2, 3])
+    return expect_value(x, np.arange(4))
+
+
+@case()
+def consuming_alias_read_by_same_call(m, b):
+    import numpy as np
+    x = m.array(np.arange(4))
+    expect_value(m.inc_into(m.id_i64s(x), x), [0, 2, 4, 6])
+    return expect_value(x, np.arange(4))
+
+
+@case()
+def consuming_record_that_aliases_input(m, b):
+    import numpy as np
+    x = m.array(np.ones(3))
+    expect_value(m.eat_rec(m.wrap_rec(x)), [101.0, 1.0, 1.0])
+    return expect_value(x, np.ones(3))
+
+
+@case()
+def consuming_alias_of_numpy_input(m, b):
+    import numpy as np
+    orig = np.arange(4)
+    expect_value(m.bump(m.id_i64s(orig)), [100, 1, 2, 3])
+    return expect_value(orig, np.arange(4))
+
+
+@case()
+def torch_tensor_never_consumed_in_place(m, b):
+    try:
+        import torch
+    except ImportError:
+        raise Outcome("skip", "needs torch") from None
+    for make in (lambda t: t, m.array, m.id_i64s):
+        t = torch.arange(4)
+        expect_value(m.bump(make(t)), [100, 1, 2, 3])
+        expect_value(t.numpy(), [0, 1, 2, 3])
+    return "the tensor kept its values"
+
+
 # store / restore --------------------------------------------------------------------------------------------------
 def _stored(m):
     if not hasattr(m.mk(2), "store"):

@@ -18,7 +18,7 @@ from ..builder import manifest as mf
 from ..builder.cdef import _ctype, raw_names
 from ..builder.manifest import PRIMITIVES, ArrayType, OpaqueType
 from ..errors import BackendUnavailable, FutharkError
-from . import guards
+from . import aliases, guards
 from .library import Library, _symbol
 from .poisoned import FIX as POISON_FIX
 from .poisoned import poison, poisoned_reason
@@ -67,6 +67,9 @@ class Context:
         if why is not None:
             raise BackendUnavailable(self.backend, f"{why} left the GPU unusable in this process", POISON_FIX)
         self._values: weakref.WeakSet[FutharkValue] = weakref.WeakSet()
+        #: how many values passed to consuming parameters were copied first because something else may see their
+        #: memory (runtime.aliases)
+        self.consume_copies = 0
         self._lock = threading.RLock()
         # The fast entry path (_specialised) takes no lock: it puts an entry in _inflight while it holds a handle or
         # an array pointer (list.append/pop are atomic under the GIL).  Whoever frees a value or the context first
@@ -357,7 +360,10 @@ class Context:
         with self._lock:
             handle = self.live_handle(f"field {field.name!r}")
             self.check(getattr(self.lib, field.project)(handle, out, obj._handle()), f"projecting {field.name}")
-            return self.wrap(field.type, out[0])
+            v = self.wrap(field.type, out[0])
+            if isinstance(v, FutharkValue):
+                aliases.alias_outputs([v], [obj])   # a field shares the record's memory
+            return v
 
     def store(self, obj: FutharkOpaque) -> bytes:
         p = self.ffi.new("void **")

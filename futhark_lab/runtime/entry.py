@@ -20,7 +20,7 @@ from ..builder.cdef import (
     value_helper_name,
 )
 from ..builder.manifest import PRIMITIVES, ArrayType, EntryPoint, OpaqueType
-from . import guards
+from . import aliases, guards
 from .library import _symbol
 from .values import (
     FutharkArray,
@@ -58,6 +58,10 @@ class EntryFunction:
         self._convs = [self._converter(p) for p in entry.inputs]
         self._unique = [i for i, p in enumerate(entry.inputs) if p.unique]
         self._names = [p.name for p in entry.inputs]
+        # alias bookkeeping (runtime.aliases): nonunique non-primitive outputs alias nonconsuming non-primitive inputs
+        self._alias_out = [k for k, o in enumerate(entry.outputs) if not o.unique and o.type not in PRIMITIVES]
+        self._alias_in = [j for j, p in enumerate(entry.inputs) if not p.unique and p.type not in PRIMITIVES]
+        self._consuming_calls = 0
         self.__doc__ = self._docstring()
         # by name too where every name is a Python one (Futhark allows xs'); otherwise by position only
         valid = [p.name.isidentifier() and not keyword.iskeyword(p.name) for p in entry.inputs]
@@ -186,6 +190,13 @@ class EntryFunction:
                 return v._handle()
             elif backend == "cuda" and hasattr(v, "__cuda_array_interface__") and not isinstance(v, np.ndarray):
                 arr = module.from_device(v, t, param=p.name)
+                if p.unique and arr._keepalive is not None:
+                    # never consume another library's memory in place (runtime.aliases): a copy is consumed
+                    host = arr.numpy()
+                    arr.free()
+                    arr = ctx.new_array(t, host)
+                    ctx.sync()
+                    ctx.consume_copies += 1
                 temps.append(arr)
                 return arr._ptr
             else:
@@ -232,11 +243,60 @@ class EntryFunction:
             raise TypeError(f"{self.entry.name}() takes {self._nargs} argument(s), {len(args)} given")
         return self._invoke(args, 0)
 
+    def _consume_copies(self, args: tuple, temps: list) -> tuple:
+        """The arguments with a copy in place of each value passed to a consuming parameter whose memory another
+        live value or library may see (runtime.aliases): the copy is consumed (and freed after the call), the
+        aliases keep their values."""
+        ctx = self._context
+        out = None
+        for i in self._unique:
+            v = args[i]
+            if not isinstance(v, FutharkValue) or v._ctx is not ctx or v._alias is None:
+                continue
+            why = aliases.copy_reason(v)
+            if why is None:
+                continue
+            v._handle()   # a consumed, freed or closed value raises its own error, not a copy's
+            if isinstance(v, FutharkArray):
+                host = v.numpy()
+                c = ctx.new_array(v._type, host)
+                ctx.sync()   # the copy from `host` is asynchronous on GPUs
+            elif "store" in v._type.ops and "restore" in v._type.ops:
+                c = ctx.restore(v._type.name, ctx.store(v))
+            else:
+                raise ValueError(f"{self.entry.name}(): parameter {self._names[i]!r} would consume this "
+                                 f"{v._type.name} in place, but {why}, and the type has no store/restore to copy it "
+                                 "with; pass a value nothing else refers to")
+            ctx.consume_copies += 1
+            temps.append(c)
+            if out is None:
+                out = list(args)
+            out[i] = c
+        return args if out is None else tuple(out)
+
+    def _alias_results(self, results: list, args: tuple, keeps: list | None) -> None:
+        """Nonunique results alias the call's nonconsuming inputs (runtime.aliases), and another library's memory
+        that such an input wrapped (a CUDA tensor passed directly)."""
+        ctx = self._context
+        outs = [results[k] for k in self._alias_out if isinstance(results[k], FutharkValue)]
+        if not outs:
+            return
+        sources = [args[j] for j in self._alias_in
+                   if isinstance(args[j], FutharkValue) and args[j]._ctx is ctx and args[j]._ptr is not None]
+        shared = None
+        for keep in keeps or ():
+            shared = f"it may share memory with the {type(keep).__name__} passed to {self.entry.name}()"
+            for o in outs:
+                o._keepalive = keep   # the other library's memory stays alive while a result may use it
+        aliases.alias_outputs(outs, sources, shared)
+
     def _invoke(self, args: tuple, sync: int) -> Any:
         ctx = self._context
+        temps: list = []
         if self._unique:
             guards.check_unique_aliasing(self.entry.name, self._names, self._unique, args)
-        temps: list = []
+            original = args
+            args = self._consume_copies(args, temps)
         with ctx._lock:  # held from conversion to results: close() on another thread waits for this call
             handle = ctx.handle
             if handle is None:
@@ -252,18 +312,29 @@ class EntryFunction:
                         code = self._sync(handle)
                         code = code + SYNC_FAILED if code else 0
                 if self._unique:
+                    self._consuming_calls += 1
                     for i in self._unique:
-                        if isinstance(args[i], FutharkValue):
-                            args[i]._usable = None
-                            args[i]._consumed = True
+                        for v in (original[i], args[i]):
+                            if isinstance(v, FutharkValue):
+                                v._usable = None
+                                v._consumed = (f"entry point {self.entry.name}, parameter {self._names[i]!r} (call "
+                                               f"#{self._consuming_calls} of {self.entry.name} in this module)")
+                                if v._alias is not None:
+                                    aliases.leave(v)
                 if code != 0:
                     raise self._failure(code)
+                keeps = [t._keepalive for t in temps if type(t) is FutharkArray and t._keepalive is not None]
             finally:
                 if temps:
                     self._free_temps(temps, handle)
             if self._single:
-                return self._wraps[0](outs[0][0])
+                r = self._wraps[0](outs[0][0])
+                if self._alias_out:
+                    self._alias_results([r], args, keeps)
+                return r
             results = self._wrap_all(outs)
+            if self._alias_out:
+                self._alias_results(results, args, keeps)
         if self.entry.tuple_output:
             tup = results[0]
             try:
@@ -277,6 +348,34 @@ class EntryFunction:
 
 
 _MISSING = object()
+
+
+def _alias_lines(fn: EntryFunction, arrays: list[int], wrap: str) -> list[str]:
+    """The fast path's return: a nonunique result of array inputs joins their alias group (runtime.aliases).  With
+    one array input, all resident, that is inline: take the input's group (made on first use) and count one more
+    member; otherwise the generic helper."""
+    if not fn._alias_out or not arrays:
+        return [f"            return {wrap}"]
+    given = ", ".join(f"a{i}" for i in range(fn._nargs)) + ("," if fn._nargs else "")
+    keeps = "[t._keepalive for t in temps if type(t) is FA and t._keepalive is not None] if temps else None"
+    slow = [f"            r = {wrap}",
+            f"            self._alias_results([r], ({given}), {keeps})",
+            "            return r"]
+    if len(arrays) != 1:
+        return slow
+    a = f"a{arrays[0]}"
+    return [f"            r = {wrap}",
+            "            if temps is None:   # the input is resident: share its group",
+            f"                g = {a}._alias",
+            "                if g is None:",
+            f"                    g = {a}._alias = GROUP()",
+            "                elif g.parent is not None:",
+            f"                    g = {a}._alias = g.root()",
+            "                r._alias = g",
+            "                g.live += 1",
+            "                return r",
+            f"            self._alias_results([r], ({given}), {keeps})",
+            "            return r"]
 
 
 def _specialised(fn: EntryFunction) -> type:
@@ -298,8 +397,9 @@ def _specialised(fn: EntryFunction) -> type:
     # f(xs=a) works at no cost; a wrong number of arguments goes to the generic path, whose errors name the entry
     # point and its parameters (Python's own, for an unknown name, name it through __qualname__)
     ns["MISSING"] = _MISSING
+    ns["GROUP"] = aliases.AliasGroup
     futhark_names = [p.name for p in fn.entry.inputs]
-    reserved = set(ns) | {"self", "rest", "temps", "handle", "r", "code", "args", "kwargs", "VHELPER", "LAST",
+    reserved = set(ns) | {"self", "rest", "temps", "handle", "r", "g", "code", "args", "kwargs", "VHELPER", "LAST",
                           "NULL", "SENT"}
     safe = all(x.isidentifier() and not keyword.iskeyword(x) and x not in reserved
                and not re.fullmatch(r"(a|c|K|CONV)\d+", x) for x in futhark_names)
@@ -350,7 +450,7 @@ def _specialised(fn: EntryFunction) -> type:
                   "                code = LAST()",
                   "                if code:",
                   "                    raise self._failure(code, handle)",
-                  f"            return {wrap}",
+                  *_alias_lines(fn, arrays, wrap),
                   "    finally:",
                   "        if temps:",
                   "            self._free_temps(temps, handle)",

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..builder.cache import Build
 from ..builder.manifest import ArrayType
+from . import aliases
 from .context import Context, ContextOptions
 from .entry import EntryFunction
 from .library import load_library
@@ -93,7 +94,10 @@ class FutharkModule:
         import warnings
         ctx = self.context
         if ctx.has_raw and ctx.raw_aliases:
-            return ctx.new_raw_array(t, cai["data"][0], shape, keepalive=obj)
+            arr = ctx.new_raw_array(t, cai["data"][0], shape, keepalive=obj)
+            # the other library still owns this memory: a consuming entry point gets a copy (runtime.aliases)
+            aliases.mark_shared(arr, f"it wraps the memory of a {type(obj).__name__} without copying")
+            return arr
         if ctx.has_raw:
             # futhark < 0.25.14: new_raw copies device-to-device into futhark's own memory (no host round trip)
             warnings.warn(f"futhark {self.build.futhark.version_str} copies device arrays on the device "

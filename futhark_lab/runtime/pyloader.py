@@ -16,8 +16,8 @@ import numpy as np
 from ..builder.cache import Build
 from ..builder.manifest import PRIMITIVES, ArrayType
 from ..errors import FutharkError, FutharkOutOfMemory
-from . import guards
-from .values import ConsumedError, as_host_array, scalar_converter
+from . import aliases, guards
+from .values import ConsumedError, as_host_array, consumed_message, scalar_converter
 
 _modules: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -39,20 +39,20 @@ def import_generated(build: Build):
 class PyArray:
     """An array result of a python/pyopencl module: host memory (python) or an OpenCL buffer (pyopencl)."""
 
-    __slots__ = ("data", "_ctx", "_consumed", "__weakref__")
+    __slots__ = ("data", "_ctx", "_consumed", "_alias", "__weakref__")
 
     def __init__(self, data: Any, ctx: "PyContext"):
         self.data = data
         self._ctx = ctx
         self._consumed = False
+        self._alias = None   # runtime.aliases: the values that may share this memory
 
     def _live(self) -> Any:
         """The data, unless consumed by a unique parameter (as on the C backends), freed, or its module closed."""
         if not self._ctx.alive:
             raise ValueError(f"the module owning this array has been closed ({self._ctx._closed_reason})")
         if self._consumed:
-            raise ConsumedError("this array was consumed by an entry point with a unique parameter and can no "
-                                "longer be used")
+            raise ConsumedError(consumed_message("array", self._consumed))
         if self.data is None:
             raise ValueError("this array has been freed")
         return self.data
@@ -92,6 +92,12 @@ class PyArray:
 
     def free(self) -> None:
         self.data = None
+        if self._alias is not None:
+            aliases.leave(self)
+
+    def __del__(self):
+        if self._alias is not None:
+            aliases.leave(self)
 
     def __reduce__(self):
         raise TypeError("a Futhark array lives in its module's memory and cannot be pickled or copied; "
@@ -141,6 +147,7 @@ class PyContext:
         self.backend = build.backend
         self.instance = instance
         self._lock = threading.RLock()   # close() waits for a call in flight on another thread
+        self.consume_copies = 0          # as Context.consume_copies (runtime.aliases)
         self._closed_reason = "the module has been closed"
         guards.track_context(self)
 
@@ -206,6 +213,10 @@ class PyEntryFunction:
         self._names = names if len(names) == len(ins) else [f"in{i}" for i in range(len(ins))]
         self._convs = [self._converter(i, t) for i, t in enumerate(ins)]
         self._unique = [i for i, t in enumerate(ins) if t.startswith("*")]
+        # runtime.aliases: nonunique non-primitive results alias nonconsuming non-primitive inputs
+        self._alias_in = [i for i, t in enumerate(ins) if not t.startswith("*") and not _is_scalar(t)]
+        self._alias_out = bool([t for t in outs if not t.startswith("*") and not _is_scalar(t)])
+        self._consuming_calls = 0
         sig = " ".join(f"({n}: {t})" for n, t in zip(self._names, ins))
         self.signature_text = f"entry {name} {sig} : {', '.join(outs)}"
         doc = module.build.docs.get(name, "")
@@ -246,10 +257,12 @@ class PyEntryFunction:
                     raise TypeError(f"{self.name}(): parameter {pname!r} expects {tstr}, got {v.dtype}{list(v.shape)}")
                 return data
             if self._module.backend == "pyopencl" and type(v).__module__.startswith("pyopencl"):
-                return v
+                return v.copy() if unique else v   # the user's buffer: never consumed in place
             host = as_host_array(self.name, pname, t, v)
-            if unique and host is v:
-                host = host.copy()  # the generated module updates consumed arrays in place: not the user's
+            if unique and (host is v or host.base is not None):
+                # the generated module updates consumed arrays in place: never the user's memory (a NumPy array,
+                # or a view of a PyTorch tensor's, a memoryview's...)
+                host = host.copy()
             return host
         return array
 
@@ -265,21 +278,50 @@ class PyEntryFunction:
             if not ctx.alive:
                 raise ValueError(f"{self.name}(): {ctx._closed_reason}")
             conv = [c(a) for c, a in zip(self._convs, args)]
+            for i in self._unique:   # runtime.aliases: a copy is consumed where another value may see the memory
+                if getattr(args[i], "_alias", None) is not None and aliases.copy_reason(args[i]) is not None:
+                    conv[i] = _copy_data(conv[i])
+                    ctx.consume_copies += 1
             try:
                 res = self._method(*conv)
                 ctx.sync()
             except Exception as exc:  # noqa: BLE001 - classified below; arguments were checked before the call
                 raise _runtime_error(self.name, exc, self._module.build) from None
             finally:
+                self._consuming_calls += bool(self._unique)
                 for i in self._unique:  # consumed, as on the C backends (the generated code may reuse its memory)
                     if isinstance(args[i], PyArray):
-                        args[i]._consumed = True
+                        args[i]._consumed = (f"entry point {self.name}, parameter {self._names[i]!r} (call "
+                                             f"#{self._consuming_calls} of {self.name} in this module)")
+                    if getattr(args[i], "_alias", None) is not None:
+                        aliases.leave(args[i])
             if self._tuple_output:
                 outs = tuple(res[i] for i in range(len(self._out_types)))
             else:
                 outs = res if len(self._out_types) > 1 else (res,)
             wrapped = tuple(self._wrap(o) for o in outs)
+            if self._alias_out:
+                self._alias_results(wrapped, args)
         return wrapped if len(wrapped) > 1 else wrapped[0]
+
+    def _alias_results(self, wrapped: tuple, args: tuple) -> None:
+        """Nonunique results join the group of the call's nonconsuming inputs; an input passed as the user's own
+        NumPy/pyopencl array (used without a copy here) makes that group shared with the user's memory.  Opaque
+        results are the generated module's objects: they join too, but are never counted out when collected (an
+        extra copy at worst)."""
+        outs = [w for w, t in zip(wrapped, self._out_types) if not t.startswith("*") and not _is_scalar(t)]
+        sources, shared = [], None
+        for j in self._alias_in:
+            a = args[j]
+            if isinstance(a, PyArray) or hasattr(a, "desc") and hasattr(a, "data"):
+                sources.append(a)
+            elif not _is_scalar(self._in_types[j]):
+                shared = (f"it may share memory with the {type(a).__name__} passed as parameter "
+                          f"{self._names[j]!r} of {self.name}()")
+        for o in [*outs, *sources]:
+            if not isinstance(o, PyArray) and getattr(o, "_alias", 0) == 0:
+                o._alias = None   # an opaque object of the generated module: give it the slot first
+        aliases.alias_outputs(outs, sources, shared)
 
     def _wrap(self, v):
         if isinstance(v, np.ndarray) and v.ndim > 0 or type(v).__module__.startswith("pyopencl"):
@@ -291,6 +333,17 @@ class PyEntryFunction:
 
     def __repr__(self) -> str:
         return f"<futhark entry point {self.signature_text} [{self._module.backend}]>"
+
+
+def _is_scalar(t: str) -> bool:
+    return t.lstrip("*") in PRIMITIVES
+
+
+def _copy_data(v: Any) -> Any:
+    """A copy of an array (NumPy or pyopencl) or of an opaque value's payload, for a consuming parameter."""
+    if hasattr(v, "desc") and hasattr(v, "data") and isinstance(v.data, tuple):
+        return type(v)(v.desc, *(p.copy() if hasattr(p, "copy") else p for p in v.data))
+    return v.copy()
 
 
 def _clean_message(msg: str) -> str:

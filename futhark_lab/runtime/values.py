@@ -15,6 +15,7 @@ import numpy as np
 
 from ..builder.manifest import PRIMITIVES, ArrayType, OpaqueType
 from ..errors import FutharkError
+from . import aliases
 
 _INT_KINDS = "iu"
 
@@ -23,10 +24,16 @@ class ConsumedError(RuntimeError):
     """A value was passed to a unique (consuming) parameter and may not be used again."""
 
 
+def consumed_message(what: str, by: Any) -> str:
+    """``by``: True, or the call that consumed the value (entry point, parameter, call number)."""
+    how = f" by {by}" if isinstance(by, str) else " by an entry point with a unique parameter"
+    return f"this {what} was consumed{how} and can no longer be used"
+
+
 class FutharkValue:
     """Common lifetime handling: a C pointer owned by a context, freed once."""
 
-    __slots__ = ("_ctx", "_ptr", "_type", "_consumed", "_keepalive", "_usable", "__weakref__")
+    __slots__ = ("_ctx", "_ptr", "_type", "_consumed", "_keepalive", "_usable", "_alias", "__weakref__")
 
     def __init__(self, ctx: Any, ptr: Any, type_: ArrayType | OpaqueType, keepalive: Any = None):
         self._ctx = ctx
@@ -37,6 +44,7 @@ class FutharkValue:
         # fast entry path checks this one slot instead of context, type, consumed)
         self._usable = ctx.value_key(type_)
         self._keepalive = keepalive  # e.g. the torch tensor whose memory a raw array aliases
+        self._alias = None   # the aliases.AliasGroup of values that may share its memory; None: none known
         ctx._track(self)
 
     @property
@@ -49,13 +57,18 @@ class FutharkValue:
         if self._ptr is None:
             raise ValueError(f"this {self._type.name} value has been freed")
         if self._consumed:
-            raise ConsumedError(f"this {self._type.name} value was consumed by an entry point with a unique "
-                                "parameter and can no longer be used")
+            raise ConsumedError(consumed_message(f"{self._type.name} value", self._consumed))
         return self._ptr
 
     def free(self) -> None:
         """Release the value now (idempotent)."""
         self._usable = None
+        g = self._alias
+        if g is not None:   # aliases.leave, inline: a result freed in a timing loop pays only this
+            self._alias = None
+            if g.parent is not None:
+                g = g.root()
+            g.live -= 1
         ptr, self._ptr = self._ptr, None
         keepalive, self._keepalive = self._keepalive, None
         if ptr is not None and self._ctx.alive:
@@ -120,8 +133,12 @@ class FutharkArray(FutharkValue):
         return arr.astype(dtype, copy=False) if dtype is not None else arr
 
     def data_ptr(self) -> int:
-        """Raw address of the array's storage (CUdeviceptr on cuda, cl_mem on opencl, host pointer on c)."""
-        return self._ctx.raw_pointer(self)
+        """Raw address of the array's storage (CUdeviceptr on cuda, cl_mem on opencl, host pointer on c).  From
+        now on the memory may be written elsewhere, so a consuming entry point gets a copy of it (runtime.aliases)."""
+        ptr = self._ctx.raw_pointer(self)
+        aliases.mark_shared(self, "its memory was exported (data_ptr(), __cuda_array_interface__ or torch()) "
+                                  "and may be another library's tensor now")
+        return ptr
 
     @property
     def __cuda_array_interface__(self) -> dict:

@@ -33,3 +33,9 @@ entry mk (n: i64) : rec = {a = replicate n 2.0, b = n}
 entry use (r: rec) : f64 = f64.sum r.a + f64.i64 r.b
 
 entry spin (n: i64) : i64 = loop acc = 0 for i < n do (acc * 31 + i) % 1000003
+
+entry id_i64s (xs: []i64) : []i64 = xs
+entry fresh_i64s (xs: []i64) : *[]i64 = copy xs
+entry pair_i64s (xs: []i64) : ([]i64, *[]i64) = (xs, copy xs)
+entry wrap_rec (xs: []f64) : rec = {a = xs, b = length xs}
+entry eat_rec (r: *rec) : []f64 = r.a with [0] = r.a[0] + 100
