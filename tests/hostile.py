@@ -714,7 +714,8 @@ def fork_then_call(m, b):
         if pid == 0:
             os.close(r)
             said = []
-            for what, fn in (("call", lambda: m.rep(3).numpy().tolist()), ("parent's array", lambda: a.numpy().tolist()),
+            for what, fn in (("call", lambda: m.rep(3).numpy().tolist()),
+                             ("parent's array", lambda: a.numpy().tolist()),
                              ("new array", lambda: m.sum_f64(m.array(np.ones(3))))):
                 try:
                     said.append(f"{{what}}: answered {{fn()}}")
