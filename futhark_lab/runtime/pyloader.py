@@ -171,12 +171,12 @@ class PyContext:
                 # 0 is "the default" in futhark's C runtimes; the generated Python's default is None (0 would
                 # reach the kernel compiler as a thread block size of 0)
                 kwargs["sizes"] = {k: v or None for k, v in guards.check_tuning(opts["tuning"]).items()}
+            if opts.get("build_options"):
+                kwargs["build_options"] = list(opts["build_options"])
         elif opts.get("tuning"):
             names = ", ".join(map(repr, guards.check_tuning(opts["tuning"])))
             raise ValueError(f"unknown tuning parameter(s) {names}; this program has: none (the {build.backend} "
                              "backend runs sequentially and has no tuning parameters)")
-            if opts.get("build_options"):
-                kwargs["build_options"] = list(opts["build_options"])
         try:
             instance = klass(**kwargs)
         except Exception as exc:
