@@ -771,22 +771,87 @@ def daemon_thread_calling_at_exit(m, b):
 
 @case()
 def fork_then_call(m, b):
+    """A call, a parent's array and a new array in a fork()ed child: they work where the backend allows (c, python)
+    or raise an error naming fork and the fix; the child reports through a pipe and exits with os._exit, and the
+    parent sees exactly what it said."""
     return run_script(f"""
-        import os, sys, futhark_lab
+        import os, sys, numpy as np, futhark_lab
         m = futhark_lab.compile({str(PROGRAM)!r}, backend={b!r})
-        m.rep(3)
+        a = m.rep(3)
+        r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            try:
-                r = m.rep(3).numpy()
-                ok = list(r) == [1.0, 1.0, 1.0] and {b!r} in ("c", "python")
-                os.write(1, (b"child: answered\\n" if ok else b"child: WRONG answered\\n"))
-            except ValueError as e:
-                os.write(1, b"child: refused: fork" if "fork" in str(e) else b"child: unclear")
+            os.close(r)
+            said = []
+            for what, fn in (("call", lambda: m.rep(3).numpy().tolist()),
+                             ("parent's array", lambda: a.numpy().tolist()),
+                             ("new array", lambda: m.sum_f64(m.array(np.ones(3))))):
+                try:
+                    said.append(f"{{what}}: answered {{fn()}}")
+                except BaseException as e:
+                    said.append(f"{{what}}: {{type(e).__name__}}: {{e}}")
+            os.write(w, "\\n".join(said).encode())
             os._exit(0)
+        os.close(w)
         _, status = os.waitpid(pid, 0)
-        print("\\nparent: child status", status, "parent still works:", m.rep(2).numpy().tolist())
-    """, must=("child:", "parent still works"), timeout=120)
+        said = b"".join(iter(lambda: os.read(r, 65536), b"")).decode().splitlines()
+        works = {b!r} in ("c", "python")
+        for line in said:
+            what, _, rest = line.partition(": ")
+            good = (rest in ("answered [1.0, 1.0, 1.0]", "answered 3.0") if works else
+                    rest.startswith("ValueError: ") and "forked process" in rest and "'spawn'" in rest
+                    and "again in the child" in rest)
+            print("child said" if good else "WRONG: child said", line[:200])
+        if len(said) != 3 or status != 0:
+            print("WRONG: child status", status, "said", said)
+        print("parent still works:", m.rep(2).numpy().tolist(), a.numpy().tolist())
+    """, must=("child said call", "child said parent's array", "child said new array",
+               "parent still works: [1.0, 1.0] [1.0, 1.0, 1.0]"), timeout=120)
+
+
+@case()
+def fork_pool_error_reaches_the_parent(m, b):
+    """multiprocessing's fork start method with a module made in the parent: the child's error comes back to the
+    parent as the exception, naming fork and the 'spawn' fix (c and python simply answer)."""
+    return run_script(f"""
+        import multiprocessing as mp, futhark_lab
+        m = futhark_lab.compile({str(PROGRAM)!r}, backend={b!r})
+        m.rep(1)
+        def work(n):
+            return m.rep(n).numpy().tolist()
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(1) as pool:
+                try:
+                    print("pool answered", pool.apply(work, (2,), ) == [1.0, 1.0] and {b!r} in ("c", "python"))
+                except ValueError as e:
+                    ok = "forked process" in str(e) and "spawn" in str(e) and {b!r} not in ("c", "python")
+                    print("pool raised" if ok else "WRONG: pool raised", str(e)[:200])
+    """, must=("pool",), timeout=120)
+
+
+@case()
+def tuning_values_checked(m, b):
+    """Every tuning value is checked before any C call, on every backend: negative, too large, bool, float, text,
+    a name that is not text, an unknown name; 0 (futhark's "default") works."""
+    import numpy as np
+
+    import futhark_lab
+    names = m.tuning_parameters()
+    name = names[0] if names else "no_such_parameter"
+    for bad in (-1, 2**63, 2**64, True, 1.5, "8"):
+        expect_error(lambda: futhark_lab.compile(PROGRAM, backend=b, tuning={name: bad}), name, repr(bad),
+                     "integers from 0")
+    expect_error(lambda: futhark_lab.compile(PROGRAM, backend=b, tuning={3: 8}), "names are strings")
+    expect_error(lambda: futhark_lab.compile(PROGRAM, backend=b, tuning={"no_such": 8}), "no_such",
+                 "this program has")
+    expect_error(lambda: futhark_lab.compile(PROGRAM, backend=b, tuning={"bad\ud800": 8}), "unknown tuning")
+    if not names:
+        return "all refused; this backend has no tuning parameters"
+    with futhark_lab.compile(PROGRAM, backend=b, tuning={n: 0 for n in names}) as m0:
+        expect_value(m0.rep(2), [1.0, 1.0])
+        expect_value(m0.sum_f64(np.arange(100.0)), 4950.0)
+    with futhark_lab.compile(PROGRAM, backend=b, tuning={name: 2**63 - 1}) as m1:
+        return expect_value(m1.sum_f64(np.arange(100.0)), 4950.0)
 
 
 @case(backends=("opencl", "pyopencl"))

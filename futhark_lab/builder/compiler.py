@@ -122,7 +122,12 @@ def compile_program(
         except OSError:
             pass
 
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = "is a file, not a directory" if root.exists() and not root.is_dir() else f"cannot be made ({exc})"
+        raise ValueError(f"the build cache {root} {what}; set $FUTHARK_LAB_CACHE to a directory futhark-lab may "
+                         "write (or unset it: ~/.cache/futhark-lab)") from None
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{module_name}-", dir=root))
     log: list[str] = []

@@ -8,22 +8,39 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import FutharkCompileError
+
 # --------------------------------------------------------------------------- sources and the cache key
 
 _IMPORT_RE = re.compile(r'^\s*(?:open\s+)?import\s+"([^"]+)"', re.MULTILINE)
 
 
 def imported_files(source: str, base_dir: Path, _seen: set[Path] | None = None) -> list[Path]:
-    """Files reached through ``import "x"`` (relative to the importing file), recursively, for the cache key."""
+    """Files reached through ``import "x"`` (relative to the importing file), depth first in import order, for the
+    cache key.  Iterative: a chain of thousands of imports is fine (recursion would hit Python's limit)."""
     seen = _seen if _seen is not None else set()
     found: list[Path] = []
-    for rel in _IMPORT_RE.findall(source):
-        path = (base_dir / (rel if rel.endswith(".fut") else rel + ".fut")).resolve()
+    stack = [(iter(_IMPORT_RE.findall(source)), base_dir, None)]  # (imports left, their directory, importer)
+    while stack:
+        rels, base, importer = stack[-1]
+        rel = next(rels, None)
+        if rel is None:
+            stack.pop()
+            continue
+        target = base / (rel if rel.endswith(".fut") else rel + ".fut")
+        try:
+            path = target.resolve()
+        except (RuntimeError, OSError) as exc:  # RuntimeError: Python < 3.13's "Symlink loop"
+            where = f"in {importer}" if importer is not None else "in the program"
+            raise FutharkCompileError(
+                f'import "{rel}" {where}: {target} cannot be resolved ({exc}); it is probably a symbolic link that '
+                "points (through others) back at itself: make it point at a real .fut file", stage="imports") \
+                from None
         if path in seen or not path.is_file():
             continue
         seen.add(path)
         found.append(path)
-        found += imported_files(path.read_text(errors="replace"), path.parent, seen)
+        stack.append((iter(_IMPORT_RE.findall(path.read_text(errors="replace"))), path.parent, path))
     return found
 
 
@@ -89,4 +106,11 @@ def _read_source(source: str | os.PathLike) -> tuple[str, Path | None]:
                              "UTF-8") from None
     if not isinstance(source, str):
         raise TypeError(f"source must be Futhark text or a path to a .fut file, not {type(source).__name__}")
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: futhark reads UTF-8, which cannot hold one
+        line = source.count("\n", 0, exc.start) + 1
+        raise ValueError(f"the Futhark source has a character UTF-8 cannot encode, {source[exc.start]!r} (a lone "
+                         f"surrogate) on line {line}, character {exc.start}; remove it (it often comes from text "
+                         "decoded with errors='surrogateescape' or a broken copy and paste)") from None
     return source, None

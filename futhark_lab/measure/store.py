@@ -1,5 +1,8 @@
 """Durable results: ``results/<run_id>/`` holds environment.json once and points.jsonl, one fsync'd line per
 finished point, so an interrupted run resumes and a finished point is never lost.
+
+Each line goes out in one ``os.write`` under an exclusive ``flock`` (O_APPEND), so writers in several processes never
+interleave; a line torn by a kill is repaired before the next append, so it never swallows the line after it.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ import datetime as _dt
 import json
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +27,8 @@ def new_run_id(prefix: str = "run") -> str:
 
 
 class RunStore:
-    """results/<run_id>/: environment.json once, points.jsonl appended and fsync'd per finished point."""
+    """results/<run_id>/: environment.json once, points.jsonl appended and fsync'd per finished point (safe to share
+    between processes: see the module docstring)."""
 
     def __init__(self, run_id: str, root: Path | None = None, create: bool = True):
         self.run_id = run_id
@@ -35,7 +40,7 @@ class RunStore:
     def write_environment(self, env: dict) -> None:
         path = self.dir / "environment.json"
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_name(f".environment.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # one per writer
             tmp.write_text(json.dumps(env, indent=2, default=str))
             os.replace(tmp, path)
 
@@ -44,25 +49,99 @@ class RunStore:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def append(self, row: dict) -> None:
-        line = json.dumps(row, default=_json_default) + "\n"
-        with open(self.points, "a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        data = (json.dumps(row, default=_json_default) + "\n").encode()  # json.dumps never emits a raw newline
+        fd = os.open(self.points, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            with _locked(fd):
+                _repair_tail(fd)
+                start = os.fstat(fd).st_size
+                try:
+                    view = memoryview(data)
+                    while view:  # one write in practice; a short write (full disk, signal) continues under the lock
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                except BaseException:
+                    os.ftruncate(fd, start)  # no half line left behind for the next writer to repair
+                    raise
+        finally:
+            os.close(fd)
 
     def rows(self) -> list[dict]:
         if not self.points.exists():
             return []
         out = []
-        for line in self.points.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:  # a line cut by a kill mid-write: that point is simply measured again
-                continue
+        for line in self.points.read_bytes().split(b"\n"):
+            if line.strip():
+                row = _parse_line(line)
+                if row is not None:  # a line cut by a kill mid-write: that point is simply measured again
+                    out.append(row)
         return out
 
     def done_keys(self) -> set[tuple]:
         return {point_key(r) for r in self.rows()}
+
+
+@contextmanager
+def _locked(fd: int):
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): O_APPEND alone still keeps each single write whole
+        yield
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _parse_line(line: bytes) -> dict | None:
+    try:
+        row = json.loads(line)
+        return row if isinstance(row, dict) else None
+    except ValueError:
+        pass
+    # a fragment glued to a whole line by an older writer: the whole line is the first '{"' from which the rest
+    # parses as one object
+    start = line.find(b'{"', 1)
+    while start != -1:
+        try:
+            row = json.loads(line[start:])
+            if isinstance(row, dict):
+                return row
+        except ValueError:
+            pass
+        start = line.find(b'{"', start + 1)
+    return None
+
+
+def _repair_tail(fd: int) -> None:
+    """Under the lock: a last line without its newline (a writer killed mid-write) is ended if it is whole JSON,
+    else cut back to the previous newline, so the next line starts on a line of its own."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    end, chunk = size, 1 << 16
+    while end > 0:
+        begin = max(0, end - chunk)
+        block = os.pread(fd, end - begin, begin)
+        nl = block.rfind(b"\n")
+        if nl != -1:
+            cut = begin + nl + 1
+            break
+        end = begin
+    else:
+        cut = 0
+    tail = os.pread(fd, size - cut, cut)
+    try:
+        whole = isinstance(json.loads(tail), dict)
+    except ValueError:
+        whole = False
+    if whole:
+        os.write(fd, b"\n")
+    else:
+        os.ftruncate(fd, cut)
+    os.fsync(fd)
 
 
 def _json_default(o):

@@ -47,6 +47,9 @@ class ContextOptions:
     build_options: tuple[str, ...] = ()   # OpenCL kernel compiler options
     probe: bool = True
 
+    def __post_init__(self):
+        self.tuning = guards.check_tuning(self.tuning)  # before any C call, on every backend
+
     def as_json(self) -> str:
         d = dataclasses.asdict(self)
         d.pop("probe")
@@ -122,8 +125,13 @@ class Context:
             lib.futhark_context_config_set_logging(cfg, 1)
         if o.debugging:
             lib.futhark_context_config_set_debugging(cfg, 1)
-        for name, value in o.tuning.items():
-            if lib.futhark_context_config_set_tuning_param(cfg, name.encode(), int(value)) != 0:
+        try:
+            tuning = guards.check_tuning(o.tuning)  # again: options may have been changed since
+        except (TypeError, ValueError):
+            lib.futhark_context_config_free(cfg)
+            raise
+        for name, value in tuning.items():
+            if lib.futhark_context_config_set_tuning_param(cfg, name.encode(), value) != 0:
                 known = self.tuning_parameters()
                 lib.futhark_context_config_free(cfg)
                 raise ValueError(f"unknown tuning parameter {name!r}; this program has: {', '.join(known) or 'none'}")

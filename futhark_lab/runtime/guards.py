@@ -8,10 +8,13 @@ Everything raises FutharkError/ValueError/TypeError naming the entry point, the 
 from __future__ import annotations
 
 import atexit
+import operator
 import os
 import struct
+import sys
 import threading
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import FutharkError
@@ -62,6 +65,40 @@ def check_num_threads(n: Any) -> int:
         raise ValueError(f"num_threads={n} is outside 1..{limit} (the most threads this process may start; "
                          f"this machine has {os.cpu_count()} cores)")
     return n
+
+
+def check_tuning(tuning: Any) -> dict[str, int]:
+    """Tuning parameters as futhark takes them: names are strings, values integers 0..2**63-1 (futhark's setter
+    takes a size_t and stores an int64_t; Python would raise a raw OverflowError, or a bool or float would pass
+    as 1 or be truncated)."""
+    if tuning is None:
+        return {}
+    if not isinstance(tuning, Mapping):
+        try:
+            tuning = dict(tuning)
+        except (TypeError, ValueError):
+            raise TypeError(f"tuning must be a dict of parameter name -> integer, got {type(tuning).__name__}") \
+                from None
+    out = {}
+    for name, value in tuning.items():
+        if not isinstance(name, str):
+            raise TypeError(f"tuning parameter names are strings (see module.tuning_parameters()), got {name!r}")
+        if "\0" in name or not name.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+            raise ValueError(f"unknown tuning parameter {name!r}: names are printable text (see "
+                             "module.tuning_parameters())")
+        allowed = f"tuning values are integers from 0 to {_INT64_MAX}"
+        if isinstance(value, (bool, np_bool_types())) or not hasattr(type(value), "__index__"):
+            raise TypeError(f"tuning parameter {name!r} = {value!r} ({type(value).__name__}): {allowed}")
+        v = operator.index(value)
+        if not 0 <= v <= _INT64_MAX:
+            raise ValueError(f"tuning parameter {name!r} = {v}: {allowed}")
+        out[name] = v
+    return out
+
+
+def np_bool_types() -> tuple[type, ...]:
+    np = sys.modules.get("numpy")
+    return (np.bool_,) if np is not None else ()
 
 
 def check_cuda_device(device: Any) -> None:

@@ -50,6 +50,8 @@ class PyArray:
     def _live(self) -> Any:
         """The data, unless consumed by a unique parameter (as on the C backends), freed, or its module closed."""
         if not self._ctx.alive:
+            if self._ctx._closed_reason == guards.FORKED:
+                raise ValueError(f"this array: {guards.FORKED}")
             raise ValueError(f"the module owning this array has been closed ({self._ctx._closed_reason})")
         if self._consumed:
             raise ConsumedError(consumed_message("array", self._consumed))
@@ -173,12 +175,23 @@ class PyContext:
             if opts.get("device") is not None:
                 kwargs["device_pref"] = opts["device"]
             if opts.get("tuning"):
-                kwargs["sizes"] = dict(opts["tuning"])
+                # 0 is "the default" in futhark's C runtimes; the generated Python's default is None (0 would
+                # reach the kernel compiler as a thread block size of 0)
+                kwargs["sizes"] = {k: v or None for k, v in guards.check_tuning(opts["tuning"]).items()}
             if opts.get("build_options"):
                 kwargs["build_options"] = list(opts["build_options"])
+        elif opts.get("tuning"):
+            names = ", ".join(map(repr, guards.check_tuning(opts["tuning"])))
+            raise ValueError(f"unknown tuning parameter(s) {names}; this program has: none (the {build.backend} "
+                             "backend runs sequentially and has no tuning parameters)")
         try:
             instance = klass(**kwargs)
         except Exception as exc:
+            unknown = re.match(r"Unknown size: (.*)\nKnown sizes: ?(.*)", str(exc))
+            if unknown:  # the generated code's own check of tuning names, worded as the C backends' is
+                known = ", ".join(unknown.group(2).split()) or "none"
+                raise ValueError(f"unknown tuning parameter {unknown.group(1)!r}; this program has: {known}") \
+                    from None
             raise FutharkError(f"creating the {build.backend} context failed: {type(exc).__name__}: {exc}") from exc
         return cls(build, instance)
 
@@ -411,6 +424,8 @@ class PyFutharkModule:
     def array(self, data: Any, futhark_type: str | None = None) -> PyArray:
         """Put data into this module's memory once (an OpenCL buffer on pyopencl)."""
         data = np.array(data, order="C", copy=True)  # owned: a unique parameter may update it in place
+        if not self.context.alive:
+            raise ValueError(f"array() of shape {data.shape}: {self.context._closed_reason}")
         if self.backend == "pyopencl":
             import pyopencl.array as cla
             return PyArray(cla.to_device(self.context.instance.queue, data), self.context)
@@ -418,6 +433,10 @@ class PyFutharkModule:
 
     def sync(self) -> None:
         self.context.sync()
+
+    def tuning_parameters(self) -> list[str]:
+        """The names ``tuning`` accepts (pyopencl; the sequential python backend has none)."""
+        return list(getattr(self.context.instance, "sizes", None) or {})
 
     def close(self) -> None:
         self.context.close()
