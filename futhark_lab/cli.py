@@ -102,8 +102,8 @@ def _cluster(a):
         return None, lambda: None
     if workers is not None and scheduler is not None:
         raise SystemExit("error: give --workers N (a local Dask cluster) or --scheduler ADDRESS, not both")
-    if workers is not None and workers < 1:
-        raise SystemExit(f"error: --workers {workers}: give at least 1")
+    if workers is not None and workers != "gpus" and not (workers.isdigit() and int(workers) >= 1):
+        raise SystemExit(f"error: --workers {workers}: give a number of workers (at least 1), or 'gpus'")
     try:
         from .sweep.distributed import connect
     except ImportError as exc:
@@ -347,8 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--noise", type=float, default=0.01, help="stop when the median's 95%% CI is within this")
     r.add_argument("--cold", action="store_true",
                    help="also measure cold: flush the L2 (GPU) or last-level cache (CPU) before each sample")
-    r.add_argument("--workers", type=int, metavar="N",
-                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do)")
+    r.add_argument("--workers", metavar="N|gpus",
+                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do), or "
+                        "'gpus': one worker per GPU and one for the CPU")
     r.add_argument("--scheduler", metavar="ADDRESS",
                    help="measure on the Dask cluster at ADDRESS (tcp://host:8786), one device per worker")
     r.add_argument("--exclusive", choices=("host", "device"), default="host",
@@ -363,8 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-time", type=float, default=0.6, help="seconds per point at most (default 0.6)")
     d.add_argument("--run-id")
     d.add_argument("--results")
-    d.add_argument("--workers", type=int, metavar="N",
-                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do)")
+    d.add_argument("--workers", metavar="N|gpus",
+                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do), or "
+                        "'gpus': one worker per GPU and one for the CPU")
     d.add_argument("--scheduler", metavar="ADDRESS",
                    help="measure on the Dask cluster at ADDRESS (tcp://host:8786), one device per worker")
     d.add_argument("--exclusive", choices=("host", "device"), default="host",

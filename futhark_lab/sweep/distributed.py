@@ -60,10 +60,13 @@ class ClusterUnavailable(FutharkLabError):
 # --------------------------------------------------------------------------- the client's side
 
 def connect(cluster: Any) -> tuple[distributed.Client, Callable[[], None]]:
-    """A client for ``cluster`` (a Client, a Cluster object, a scheduler address, or ``"local:N"``) and a function
-    that closes what was made here (nothing, for what the caller passed in)."""
+    """A client for ``cluster`` (a Client, a Cluster object, a scheduler address, ``"local:N"`` workers on this
+    machine, or ``"local:gpus"``: one worker per GPU and one CPU worker) and a function that closes what was made
+    here (nothing, for what the caller passed in)."""
     if isinstance(cluster, distributed.Client):
         return cluster, lambda: None
+    if cluster == "local:gpus":
+        return _local_gpus()
     if isinstance(cluster, str) and cluster.startswith("local:"):
         try:
             n = int(cluster.split(":", 1)[1])
@@ -94,6 +97,34 @@ def connect(cluster: Any) -> tuple[distributed.Client, Callable[[], None]]:
         return client, client.close
     raise TypeError(f"cluster={cluster!r}: pass a distributed.Client, a Dask cluster object, a scheduler address "
                     "('tcp://host:8786') or 'local:N'")
+
+
+def _local_gpus() -> tuple[distributed.Client, Callable[[], None]]:
+    """One worker per CUDA device this machine shows (``CUDA_VISIBLE_DEVICES`` pinned to it) and one CPU worker
+    that sees none: dask-cuda's layout, without needing dask-cuda."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    try:
+        from ..runtime import cudadrv
+        n = len(cudadrv.device_names())
+    except Exception as exc:  # noqa: BLE001 - no driver here
+        raise ClusterUnavailable(f"cluster='local:gpus' needs CUDA devices ({exc}); use 'local:N'") from None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [s.strip() for s in visible.split(",") if s.strip()] if visible else [str(i) for i in range(n)]
+    workers = {f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": dev},
+                                                       "silence_logs": logging.ERROR}}
+               for i, dev in enumerate(ids[:n])}
+    workers["cpu"] = {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": ""},
+                                                "silence_logs": logging.ERROR}}
+    with dask.config.set(CLUSTER_CONFIG):
+        spec = SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0"}},
+                           silence_logs=logging.ERROR)
+        client = distributed.Client(spec)
+
+    def close() -> None:
+        client.close()
+        spec.close()
+    return client, close
 
 
 def run_distributed(cluster: Any, todo: Sequence[tuple[Kernel, int, str, list[Impl]]], impls: Sequence[Impl],
