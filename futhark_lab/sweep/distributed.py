@@ -4,8 +4,8 @@ An optional backend in benchopt's manner: importing this module without Dask's `
 with the install line.  The client stays the single writer of the run's store; workers only measure.
 
 - **Placement.** A task is one point (kernel, size, dtype) × the implementations of one device kind.  Builds and
-  contexts are made first, outside any lock (compiles overlap); then the task holds a Dask ``Lock`` while anything
-  is timed: one per host for CPU points, and for GPU points one per host too (``exclusive="host"``, the default) or
+  contexts are made first, outside any lock (compiles overlap); then the task holds a lock (``HostLock``, a file
+  lock every worker process of the host shares) while anything is timed: one per host for CPU points, and for GPU points one per host too (``exclusive="host"``, the default) or
   one per GPU UUID (``exclusive="device"``: GPUs of one host, and a GPU beside the host CPU, then time at once).
   Every row records the locked section's ``t_start``/``t_end``, ``host``, ``worker``, and for GPUs the device UUID
   and driver, so overlap can be checked after the fact (``overlaps``).
@@ -30,6 +30,8 @@ import socket
 import sys
 import tarfile
 import tempfile
+import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -50,7 +52,11 @@ from .rows import _hw_key
 EXCLUSIVE = ("host", "device")
 #: For clusters made here: a point whose worker dies is retried once elsewhere, then becomes error rows; a worker is
 #: sent only the task it runs (with the default 1.1, a queued point dies with its neighbour's worker too).
-CLUSTER_CONFIG = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}
+#: Dask's nannies also set OMP/MKL/OPENBLAS_NUM_THREADS=1 in their workers, which would time NumPy and PyTorch
+#: single-threaded there (benchmarks/scale_out.py saw 20x); workers made here keep the libraries' own defaults.
+CLUSTER_CONFIG = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0,
+                  "distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536}}
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class ClusterUnavailable(FutharkLabError):
@@ -143,10 +149,20 @@ def run_distributed(cluster: Any, todo: Sequence[tuple[Kernel, int, str, list[Im
         link = getattr(client, "dashboard_link", None)
         if link:
             print(f"futhark-lab: {len(workers)} Dask worker(s); dashboard {link}", file=sys.stderr)
+        limited = {w: d["thread_env"] for w, d in workers.items() if "1" in d["thread_env"].values()}
+        if limited and any(_hw_key(i) == "cpu" for i in impls):
+            warnings.warn(f"Dask worker(s) {', '.join(limited)} limit CPU thread pools ({limited[next(iter(limited))]}"
+                          "): NumPy, PyTorch and OpenMP code time single-threaded there, unlike a serial run. Start "
+                          "the workers without those variables (dask config distributed.nanny.pre-spawn-environ), "
+                          "or use cluster='local:N'", stacklevel=3)
         gpu_workers = [w for w, d in workers.items() if d["gpus"]]
         cpu_workers = [w for w, d in workers.items() if not d["gpus"]] or list(workers)
-        generated = client.scatter([_generate(todo)], broadcast=True)[0]  # one object: the archives by name
-        run_key = f"{settings['run_id']}-{os.getpid()}-{id(todo)}"
+        run_key = f"{settings['run_id']}-{uuid.uuid4().hex[:8]}"
+        # the generated code goes to every worker, and to every worker that joins later (a restarted one), as a
+        # worker plugin: points then depend on nothing, so the scheduler queues them and sends a worker only the
+        # one it runs (a point that depends on data is sent eagerly, and dies with its neighbour's worker)
+        plugin = GeneratedCode(_generate(todo), f"futhark-lab-generated-{run_key}")
+        client.register_plugin(plugin)
         for kernel, size, dtype, point_impls in todo:
             portable = _portable(kernel)
             for kind in sorted({_hw_key(i) for i in point_impls}):
@@ -160,8 +176,8 @@ def run_distributed(cluster: Any, todo: Sequence[tuple[Kernel, int, str, list[Im
                 # only where some workers cannot run the point
                 where = {} if set(allowed) == set(workers) else {"workers": allowed, "allow_other_workers": False}
                 fut = client.submit(measure_point, run_key, settings, list(impls), portable, size, dtype, group,
-                                    generated, exclusive, pure=False, **where,
-                                    key=f"futhark-lab-point-{kernel.name}-{size}-{dtype}-{kind}-{len(futures)}")
+                                    exclusive, pure=False, **where,
+                                    key=f"futhark-lab-point-{kernel.name}-{size}-{dtype}-{kind}-{run_key}")
                 futures[fut] = (kernel, size, dtype, group)
         for fut in distributed.as_completed(list(futures)):
             kernel, size, dtype, group = futures[fut]
@@ -175,6 +191,7 @@ def run_distributed(cluster: Any, todo: Sequence[tuple[Kernel, int, str, list[Im
             record(rows)
         with contextlib.suppress(Exception):
             client.run(close_runners, run_key)
+            client.unregister_worker_plugin(plugin.name)
     except KeyboardInterrupt:
         client.cancel(list(futures))  # finished points are in the store; the same run_id resumes
         raise
@@ -246,7 +263,8 @@ _RUNNERS: dict[str, PointRunner] = {}
 
 def describe_worker() -> dict:
     """Where this worker runs: host, and the CUDA devices it sees (name, UUID) with the driver's CUDA version."""
-    info: dict[str, Any] = {"host": socket.gethostname(), "gpus": [], "driver": None}
+    info: dict[str, Any] = {"host": socket.gethostname(), "gpus": [], "driver": None,
+                            "thread_env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ}}
     try:
         from ..runtime import cudadrv
         info["gpus"] = list(zip(cudadrv.device_names(), cudadrv.device_uuids()))
@@ -256,10 +274,19 @@ def describe_worker() -> dict:
     return info
 
 
+class GeneratedCode(distributed.WorkerPlugin):
+    """futhark's output for the sweep, unpacked on each worker as it joins (``_use_generated``)."""
+
+    def __init__(self, blobs: dict[str, bytes], name: str):
+        self.blobs, self.name = blobs, name
+
+    def setup(self, worker: Any) -> None:
+        _use_generated(self.blobs)
+
+
 def measure_point(run_key: str, settings: dict, impls: list[Impl], kernel: Kernel, size: int, dtype: str,
-                  group: list[Impl], generated: dict[str, bytes], exclusive: str) -> list[dict]:
+                  group: list[Impl], exclusive: str) -> list[dict]:
     """One point on this worker: setup, then the timed section under the lock its device calls for."""
-    _use_generated(generated)
     runner = _RUNNERS.get(run_key)
     if runner is None:
         runner = _RUNNERS[run_key] = PointRunner(impls, **settings)
@@ -267,13 +294,39 @@ def measure_point(run_key: str, settings: dict, impls: list[Impl], kernel: Kerne
     gpu = _hw_key(group[0]) == "cuda"
     uuid = me["gpus"][0][1] if gpu and me["gpus"] else None
     lock_name = f"futhark-lab/{me['host']}" + (f"/{uuid}" if gpu and exclusive == "device" else "")
-    rows = runner.measure(kernel, size, dtype, group, exclusive=distributed.Lock(lock_name))
+    rows = runner.measure(kernel, size, dtype, group, exclusive=HostLock(lock_name))
     worker = distributed.get_worker().address
     for row in rows:
         row.update(host=me["host"], worker=worker, lock=lock_name)
         if gpu:
             row.update(device_uuid=uuid, driver=me["driver"])
     return rows
+
+
+class HostLock:
+    """An exclusive ``flock`` on a file in this host's temporary directory: every worker process of the host
+    agrees on it without a round trip to the scheduler (a Dask ``Lock`` takes two per point), and the kernel frees
+    it the moment a worker dies (a Dask lock waits for its lease to run out)."""
+
+    def __init__(self, name: str):
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        self.path = Path(tempfile.gettempdir()) / f"{safe}.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> "HostLock":
+        import fcntl
+
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def close_runners(run_key: str) -> None:
