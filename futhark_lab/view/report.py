@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..version import __version__
@@ -51,8 +52,9 @@ def _table(df: pd.DataFrame, cols: list[tuple[str, str]]) -> str:
     head = "".join(f'<th class="{"l" if df[c].dtype == object else ""}">{html.escape(h)}</th>' for c, h in cols)
     body = []
     for _, r in df.iterrows():
+        over = r.get("over_peak")  # NaN (no ceiling for this device) is not True
         cls = "bad" if (r.get("correct") is False or isinstance(r.get("error"), str)) else \
-            ("sus" if bool(r.get("over_peak")) is True else "")
+            ("sus" if isinstance(over, (bool, np.bool_)) and over else "")
         cells = "".join(f'<td class="{"l" if df[c].dtype == object else ""}" data-v="{_raw(r[c])}">{_fmt(r[c])}</td>'
                         for c, _ in cols)
         body.append(f'<tr class="{cls}">{cells}</tr>')
@@ -151,6 +153,33 @@ def _method(env: dict) -> dict:
     return {k: m[k] for k in ("max_noise", "min_samples", "min_time_s", "max_time_s", "rounds")}
 
 
+PLACEMENT = [("host", "host"), ("worker", "worker"), ("device", "device"), ("device_uuid", "device UUID"),
+             ("driver", "driver (CUDA)"), ("futhark_version", "futhark"), ("points", "points")]
+
+
+def placement(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Where a run's points were measured (one row per host, worker and device) and, when several devices measured
+    the same (kernel, size, dtype), the fastest implementation on each side by side: never pooled across devices."""
+    if "worker" not in df or df["worker"].isna().all():
+        return pd.DataFrame(), pd.DataFrame()
+    ok = df[df["error"].isna()] if "error" in df else df
+    keys = [c for c in ("host", "worker", "device", "device_uuid", "driver", "futhark_version") if c in df]
+    where = df.assign(**{c: df[c].fillna("") for c in keys}).groupby(keys, dropna=False).size() \
+        .reset_index(name="points")
+    dev = ok.assign(where=ok["device"].fillna("") + ok.get("device_uuid", pd.Series("", index=ok.index))
+                    .fillna("").map(lambda u: f" ({u[:12]})" if u else ""))
+    if dev["where"].nunique() < 2:
+        return where, pd.DataFrame()
+    best = dev.loc[dev.groupby(["kernel", "size", "dtype", "where"])["time_s_median"].idxmin()]
+    side = best.pivot_table(index=["kernel", "size", "dtype"], columns="where", values="time_s_median",
+                            aggfunc="first")
+    who = best.pivot_table(index=["kernel", "size", "dtype"], columns="where", values="impl", aggfunc="first")
+    out = side.copy()
+    for c in side.columns:
+        out[c] = [f"{v:.3g} s ({w})" if isinstance(w, str) else "" for v, w in zip(side[c], who[c])]
+    return where, out.reset_index()
+
+
 def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | None = None) -> Path:
     """Write the self-contained HTML report of a run (DataFrame, run id, or results/<run_id> path); return its path."""
     from jinja2 import Environment, PackageLoader, select_autoescape
@@ -175,12 +204,15 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
                ("setup_s", "build + context (s)"), ("first_call_s", "first call (s)"),
                ("h2d_s", "host→device (s)"), ("time_s_median", "compute (s)"), ("d2h_s", "device→host (s)")]
     has_bd = "h2d_s" in df and df["h2d_s"].notna().any()
+    where, side = placement(df)
     jenv = Environment(loader=PackageLoader("futhark_lab.view", "templates"), autoescape=select_autoescape(["html"]))
     text = jenv.get_template("report.html.j2").render(
         title=title or ", ".join(sorted(df["kernel"].unique())) if "kernel" in df and len(df) else "empty run",
         run_id=run_id, env=env, n_points=len(df), warnings=warnings_for(df), figures=figs,
         table=_table(df, BENCH_COLUMNS if bench else COLUMNS), breakdown=_table(df, bd_cols) if has_bd else "",
         bench_table=_table(benchplots.stats_frame(df), BENCH_STATS) if bench else "", comparison=False,
+        placement=_table(where, PLACEMENT) if len(where) else "",
+        devices=_table(side, [(c, str(c)) for c in side.columns]) if len(side) else "",
         env_json=json.dumps(env, indent=2, default=str), version=__version__, noisy=NOISY,
         **_method(env))
     tmp = path.with_suffix(".tmp")
