@@ -52,11 +52,13 @@ from .rows import _hw_key
 EXCLUSIVE = ("host", "device")
 #: For clusters made here: a point whose worker dies is retried once elsewhere, then becomes error rows; a worker is
 #: sent only the task it runs (with the default 1.1, a queued point dies with its neighbour's worker too).
-#: Dask's nannies also set OMP/MKL/OPENBLAS_NUM_THREADS=1 in their workers, which would time NumPy and PyTorch
-#: single-threaded there (benchmarks/scale_out.py saw 20x); workers made here keep the libraries' own defaults.
+#: Dask's nannies also set OMP/MKL/OPENBLAS_NUM_THREADS=1 in their workers, which times NumPy and PyTorch
+#: single-threaded there (benchmarks/scale_out.py saw 20x), and MALLOC_TRIM_THRESHOLD_, which turns off glibc's
+#: dynamic mmap threshold, so every large temporary is a fresh mmap (NumPy's sum of squares at 10^6: 8x slower).
+#: Workers made here run with the environment a serial sweep has.
 CLUSTER_CONFIG = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0,
-                  "distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536}}
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+                  "distributed.nanny.pre-spawn-environ": {}}
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
 
 
 class ClusterUnavailable(FutharkLabError):
@@ -149,12 +151,12 @@ def run_distributed(cluster: Any, todo: Sequence[tuple[Kernel, int, str, list[Im
         link = getattr(client, "dashboard_link", None)
         if link:
             print(f"futhark-lab: {len(workers)} Dask worker(s); dashboard {link}", file=sys.stderr)
-        limited = {w: d["thread_env"] for w, d in workers.items() if "1" in d["thread_env"].values()}
+        limited = {w: d["thread_env"] for w, d in workers.items() if d["thread_env"]}
         if limited and any(_hw_key(i) == "cpu" for i in impls):
-            warnings.warn(f"Dask worker(s) {', '.join(limited)} limit CPU thread pools ({limited[next(iter(limited))]}"
-                          "): NumPy, PyTorch and OpenMP code time single-threaded there, unlike a serial run. Start "
-                          "the workers without those variables (dask config distributed.nanny.pre-spawn-environ), "
-                          "or use cluster='local:N'", stacklevel=3)
+            warnings.warn(f"Dask worker(s) {', '.join(limited)} run with {limited[next(iter(limited))]}: NumPy, "
+                          "PyTorch and OpenMP code time single-threaded or with other allocations there than in a "
+                          "serial run. Start the workers without those variables (dask config "
+                          "distributed.nanny.pre-spawn-environ: {}), or use cluster='local:N'", stacklevel=3)
         gpu_workers = [w for w, d in workers.items() if d["gpus"]]
         cpu_workers = [w for w, d in workers.items() if not d["gpus"]] or list(workers)
         run_key = f"{settings['run_id']}-{uuid.uuid4().hex[:8]}"
