@@ -1,7 +1,8 @@
 """Scale-out, measured: the same sweep serially and on a local Dask cluster of 1, 2 and 4 workers.
 
 Prints wall time and its ratio to the serial run, whether each point's median agrees with the serial run's within
-the two runs' noise (the larger of the points' relative IQRs, at least 5 %), and the sweep's own overhead per point
+the two runs' noise (the larger of the points' relative IQRs, at least 5 %) beside a second serial run against the
+first (the noise between two processes, which is what to compare with), and the sweep's own overhead per point
 on a cluster: the gap between one point's timed section and the next one's on a single worker (scheduling, the
 lock, moving the rows back), against the same gap in the serial run.  On one host timings never overlap (one lock
 per host), so only the compiles and the untimed setup overlap: the possible speed-up is what those take.
@@ -61,21 +62,28 @@ def main() -> int:
         serial_s, serial = run(None, kernels, impls, sizes, policy, res)
         lines.append(f"serial              wall {serial_s:7.1f} s   gap between points {gaps_ms(serial):6.2f} ms")
         key = ["kernel", "impl", "size", "dtype"]
-        one_gap = None
-        for n in [int(x) for x in a.workers.split(",")]:
-            wall, df = run(f"local:{n}", kernels, impls, sizes, policy, res)
+
+        def agreement(df) -> str:
             both = df.merge(serial, on=key, suffixes=("", "_serial"))
             noise = np.maximum(np.maximum(both["time_s_iqr"] / both["time_s_median"],
                                           both["time_s_iqr_serial"] / both["time_s_median_serial"]), 0.05)
             dev = (both["time_s_median"] / both["time_s_median_serial"] - 1).abs()
-            agree = int((dev <= noise).sum())
+            return (f"medians within noise {int((dev <= noise).sum())}/{len(both)} (median |diff| "
+                    f"{dev.median():.1%}, worst {dev.max():.0%})")
+
+        # the noise to state: a second serial run against the first, in fresh builds as the others are
+        again_s, again = run(None, kernels, impls, sizes, policy, res)
+        lines.append(f"serial again        wall {again_s:7.1f} s   serial/this {serial_s / again_s:5.2f}x   "
+                     f"{agreement(again)}   <- the noise")
+        one_gap = None
+        for n in [int(x) for x in a.workers.split(",")]:
+            wall, df = run(f"local:{n}", kernels, impls, sizes, policy, res)
             extra = ""
             if n == 1:
                 one_gap = gaps_ms(df)
                 extra = f"   gap between points {one_gap:6.2f} ms"
             lines.append(f"{n} worker(s)         wall {wall:7.1f} s   serial/this {serial_s / wall:5.2f}x   "
-                         f"medians within noise {agree}/{len(both)} (worst {dev.max():.1%})   "
-                         f"overlapping timings {len(overlaps(df))}{extra}")
+                         f"{agreement(df)}   overlapping timings {len(overlaps(df))}{extra}")
         if one_gap is not None:
             overhead = one_gap - gaps_ms(serial)
             lines.append(f"the cluster's own cost per point (1 worker's gap - serial gap): {overhead:.2f} ms "
