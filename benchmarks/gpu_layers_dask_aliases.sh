@@ -37,7 +37,7 @@ tail -5 "$OUT/dask/cli.txt" | tee -a "$LOG"
 cp /tmp/res/dask-h200/{report.html,points.jsonl,environment.json} "$OUT/dask/" 2>>"$LOG"
 python3 - >>"$LOG" 2>&1 <<'EOF'
 from futhark_lab.measure import load_run
-from futhark_lab.sweep.distributed import overlaps
+from futhark_lab.measure.cluster import overlaps
 df = load_run("/tmp/res/dask-h200")
 cols = ["impl", "size", "worker", "device", "device_uuid", "time_s_median", "gbps", "correct"]
 print(df[[c for c in cols if c in df]].to_string())

@@ -87,7 +87,7 @@ def main() -> None:
     import futhark_data
 
     import futhark_lab
-    from futhark_lab.bench.run import idle as precise_idle
+    from futhark_lab.bench.case import idle as precise_idle
     from futhark_lab.measure.timing import Policy, measure
     from futhark_server_ref import server_runtimes
 
@@ -139,7 +139,7 @@ def main() -> None:
     print("futhark-lab = entry + sync timed inside the call (bench's samples, the quantity futhark's server times), "
           "calls back to back; host clock = the same calls timed from Python (a sweep's samples); same idle = "
           "futhark-lab with the idle time futhark bench leaves between runs (its pipe round trips to the server, "
-          f"median {np.median(gap_us):.0f} µs, range {min(gap_us):.0f}-{max(gap_us):.0f}) waited before each call (slept, then spun to the deadline: futhark_lab.bench.run.idle)")
+          f"median {np.median(gap_us):.0f} µs, range {min(gap_us):.0f}-{max(gap_us):.0f}) waited before each call (slept, then spun to the deadline: futhark_lab.bench.case.idle)")
     print(f"{'n':>11}  {'memory':<16} {'futhark bench':>13} {'futhark-lab':>12} {'ratio':>7}  within 5%?  "
           f"{'host clock':>10} {'ratio':>6}  {'same idle':>10} {'ratio':>6}  rounds (server | futhark-lab, µs)")
     ok = host_ok = idle_ok = True

@@ -51,7 +51,7 @@ def main() -> int:
     from futhark_lab import suite
     from futhark_lab import sweep as sw
     from futhark_lab.measure import Policy
-    from futhark_lab.sweep.distributed import overlaps
+    from futhark_lab.measure.cluster import overlaps
 
     kernels = [suite.get(k) for k in ("sum_squares", "saxpy", "dot", "scan")]
     impls = [sw.futhark("c"), sw.futhark("multicore"), sw.numpy_impl()]

@@ -105,7 +105,7 @@ def _cluster(a):
     if workers is not None and workers != "gpus" and not (workers.isdigit() and int(workers) >= 1):
         raise SystemExit(f"error: --workers {workers}: give a number of workers (at least 1), or 'gpus'")
     try:
-        from .sweep.distributed import connect
+        from .measure.cluster import connect
     except ImportError as exc:
         raise SystemExit(f"error: {exc}") from None
     from .errors import FutharkLabError
@@ -274,8 +274,13 @@ def cmd_bench(a) -> int:
         raise SystemExit(f"error: --idle-us must be microseconds from 0 to 10,000,000, got {a.idle_us}")
     policy = dataclasses.replace(DEFAULT_POLICY, max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time),
                                  min_samples=a.runs)
-    df = bench(a.program, backends, entry=a.entry, exclude=tuple(a.exclude or ()), run_id=a.run_id,
-               results=a.results, policy=policy, progress=not a.quiet, idle_s=a.idle_us * 1e-6)
+    cluster, close = _cluster(a)
+    try:
+        df = bench(a.program, backends, entry=a.entry, exclude=tuple(a.exclude or ()), run_id=a.run_id,
+                   results=a.results, policy=policy, progress=not a.quiet, idle_s=a.idle_us * 1e-6,
+                   cluster=cluster, exclusive=a.exclusive)
+    finally:
+        close()
     cols = [c for c in ("kernel", "dataset", "impl", "time_s_median", "time_s_mean", "n", "memory_bytes", "correct",
                         "error") if c in df]
     if len(df):
@@ -417,6 +422,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report", help="HTML report path (default: results/<run-id>/report.html)")
     b.add_argument("--run-id", help="resume or name a run")
     b.add_argument("--results", help="results directory (default: ./results)")
+    b.add_argument("--workers", metavar="N|gpus",
+                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do), or "
+                        "'gpus': one worker per GPU and one for the CPU")
+    b.add_argument("--scheduler", metavar="ADDRESS",
+                   help="measure on the Dask cluster at ADDRESS (the program and its data files must be readable "
+                        "on the workers)")
+    b.add_argument("--exclusive", choices=("host", "device"), default="host",
+                   help="on a cluster: one timing per host at a time (default), or one per device")
     b.add_argument("-q", "--quiet", action="store_true")
     b.set_defaults(func=cmd_bench)
 

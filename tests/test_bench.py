@@ -423,7 +423,7 @@ def test_idle_never_returns_early(seconds):
     wake-up latency; the rest is spun to the deadline)."""
     import time
 
-    from futhark_lab.bench.run import idle
+    from futhark_lab.bench.case import idle
     for _ in range(20):
         t = time.perf_counter()
         idle(seconds)

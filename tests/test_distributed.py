@@ -19,7 +19,7 @@ distributed = pytest.importorskip("distributed", reason="Dask's distributed is i
 from futhark_lab import suite  # noqa: E402
 from futhark_lab import sweep as sw  # noqa: E402
 from futhark_lab.measure import Policy  # noqa: E402
-from futhark_lab.sweep.distributed import CLUSTER_CONFIG, ClusterUnavailable, overlaps  # noqa: E402
+from futhark_lab.measure.cluster import CLUSTER_CONFIG, ClusterUnavailable, overlaps  # noqa: E402
 
 QUICK = Policy(min_time_s=0.02, max_time_s=0.1, min_samples=5, max_samples=40, warmup_s=0.01)
 
@@ -141,7 +141,7 @@ def test_cli_run_with_workers(tmp_path):
 def test_workers_time_with_a_serial_run_environment(client, tmp_path):
     """Dask's nannies set OMP/MKL/OPENBLAS_NUM_THREADS=1 and MALLOC_TRIM_THRESHOLD_ by default (NumPy's 10^6 sum of
     squares ran 8x slower under the latter): workers made with CLUSTER_CONFIG have none of them."""
-    from futhark_lab.sweep.distributed import THREAD_ENV, describe_worker
+    from futhark_lab.measure.cluster import THREAD_ENV, describe_worker
 
     envs = client.run(describe_worker)
     assert envs and all(d["thread_env"] == {} for d in envs.values()), envs
@@ -152,3 +152,34 @@ def test_workers_time_with_a_serial_run_environment(client, tmp_path):
             with pytest.warns(UserWarning, match="time single-threaded or with other allocations"):
                 sw.sweep(suite.get("sum_squares"), [sw.numpy_impl()], sizes=[1000], results=tmp_path, policy=QUICK,
                          progress=False, hardware=None, cluster=c)
+
+
+BENCHED = """\
+-- Sum of squares.
+-- ==
+-- input { [1.0, 2.0, 3.0] } output { 14.0 }
+-- input { [0.5, 0.5, 0.5, 0.5] } output { 1.0 }
+-- compiled input @ data.in
+entry main (xs: []f64): f64 = f64.sum (map (\\x -> x*x) xs)
+"""
+
+
+@needs_futhark
+def test_bench_on_the_cluster_gives_the_serial_rows(client, tmp_path):
+    """bench(cluster=...): every dataset × backend measured on workers without futhark, answers checked there,
+    one timing per host at a time; the same rows a serial run gives."""
+    from futhark_lab.bench import bench
+
+    prog = tmp_path / "prog.fut"
+    prog.write_text(BENCHED)
+    import futhark_data
+    with open(tmp_path / "data.in", "wb") as f:
+        futhark_data.dump(np.arange(100_000, dtype=np.float64) / 1e5, f, binary=True)
+    policy = Policy(min_time_s=0.02, max_time_s=0.1, min_samples=5, max_samples=40)
+    serial = bench(prog, ["c", "multicore"], results=tmp_path, policy=policy, progress=False)
+    df = bench(prog, ["c", "multicore"], results=tmp_path, policy=policy, progress=False, cluster=client)
+    key = ["kernel", "dataset", "impl"]
+    assert sorted(map(tuple, df[key].values)) == sorted(map(tuple, serial[key].values)) and len(df) == 6
+    assert df["error"].isna().all(), df["error"].dropna().tolist()
+    assert (df["correct"] != False).all() and df["correct"].sum() == 4  # noqa: E712 - the data file has no output
+    assert df["worker"].str.startswith("tcp://").all() and overlaps(df.assign(size=0, dtype="")) == []

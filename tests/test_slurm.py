@@ -114,7 +114,7 @@ def test_sweep_on_slurm_workers(slurm, tmp_path):
     from futhark_lab import suite
     from futhark_lab import sweep as sw
     from futhark_lab.measure import Policy
-    from futhark_lab.sweep.distributed import overlaps
+    from futhark_lab.measure.cluster import overlaps
 
     cluster = SLURMCluster(queue="debug", cores=1, processes=1, memory="1GB", walltime="00:10:00",
                            python=sys.executable, scheduler_options={"host": "127.0.0.1", "dashboard_address": ":0"},

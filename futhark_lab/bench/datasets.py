@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .spec import GenValues, InFile, ScriptValues, Values
-from .textformat import (
+from .textformat import (  # noqa: F401 - re-exported: ds.type_text, ds.value_text, ...
     FLOATS,
     NAME,
     PRIM,

@@ -62,7 +62,7 @@ def sweep(
     kernel; ``"warn"`` only warns; ``"record"`` says nothing; ``"raise"`` stops at the first failure.
 
     ``cluster``: run the points on a Dask cluster (a ``distributed.Client``, a scheduler address, or ``"local:N"``
-    for a ``LocalCluster`` of N workers), each timed alone on its device; see ``futhark_lab.sweep.distributed``.
+    for a ``LocalCluster`` of N workers), each timed alone on its device; see ``futhark_lab.measure.cluster``.
     ``exclusive``: on a cluster, ``"host"`` (default) times one point per host at a time, ``"device"`` one per
     device (several GPUs of a host, and a GPU beside the host's CPU, then time at once).
     Without a cluster, points run one after another in this process.
