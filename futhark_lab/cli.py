@@ -326,6 +326,17 @@ def cmd_doctor(a) -> int:
     return 0 if any(s.works for s in statuses) else 1
 
 
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", metavar="N|gpus",
+                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do), or "
+                        "'gpus': one worker per GPU and one for the CPU")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="measure on the Dask cluster at ADDRESS (tcp://host:8786); programs and data files must be "
+                        "readable on its workers")
+    p.add_argument("--exclusive", choices=("host", "device"), default="host",
+                   help="on a cluster: one timing per host at a time (default), or one per device")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="futhark-lab", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -352,13 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--noise", type=float, default=0.01, help="stop when the median's 95%% CI is within this")
     r.add_argument("--cold", action="store_true",
                    help="also measure cold: flush the L2 (GPU) or last-level cache (CPU) before each sample")
-    r.add_argument("--workers", metavar="N|gpus",
-                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do), or "
-                        "'gpus': one worker per GPU and one for the CPU")
-    r.add_argument("--scheduler", metavar="ADDRESS",
-                   help="measure on the Dask cluster at ADDRESS (tcp://host:8786), one device per worker")
-    r.add_argument("--exclusive", choices=("host", "device"), default="host",
-                   help="on a cluster: one timing per host at a time (default), or one per device")
+    _cluster_arguments(r)
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
 
@@ -369,13 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-time", type=float, default=0.6, help="seconds per point at most (default 0.6)")
     d.add_argument("--run-id")
     d.add_argument("--results")
-    d.add_argument("--workers", metavar="N|gpus",
-                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do), or "
-                        "'gpus': one worker per GPU and one for the CPU")
-    d.add_argument("--scheduler", metavar="ADDRESS",
-                   help="measure on the Dask cluster at ADDRESS (tcp://host:8786), one device per worker")
-    d.add_argument("--exclusive", choices=("host", "device"), default="host",
-                   help="on a cluster: one timing per host at a time (default), or one per device")
+    _cluster_arguments(d)
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
 
@@ -422,14 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report", help="HTML report path (default: results/<run-id>/report.html)")
     b.add_argument("--run-id", help="resume or name a run")
     b.add_argument("--results", help="results directory (default: ./results)")
-    b.add_argument("--workers", metavar="N|gpus",
-                   help="measure on a local Dask cluster of N workers (compiles overlap, timings never do), or "
-                        "'gpus': one worker per GPU and one for the CPU")
-    b.add_argument("--scheduler", metavar="ADDRESS",
-                   help="measure on the Dask cluster at ADDRESS (the program and its data files must be readable "
-                        "on the workers)")
-    b.add_argument("--exclusive", choices=("host", "device"), default="host",
-                   help="on a cluster: one timing per host at a time (default), or one per device")
+    _cluster_arguments(b)
     b.add_argument("-q", "--quiet", action="store_true")
     b.set_defaults(func=cmd_bench)
 

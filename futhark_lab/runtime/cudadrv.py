@@ -58,25 +58,8 @@ def available() -> bool:
         return False
 
 
-def device_names() -> list[str]:
-    """The CUDA devices the driver shows this process, in futhark's order (device #k is the k-th)."""
-    lib = _lib()
-    count = ctypes.c_int()
-    _check(lib.cuDeviceGetCount(ctypes.byref(count)), "cuDeviceGetCount")
-    names = []
-    for i in range(count.value):
-        dev = ctypes.c_int()
-        _check(lib.cuDeviceGet(ctypes.byref(dev), i), "cuDeviceGet")
-        buf = ctypes.create_string_buffer(256)
-        _check(lib.cuDeviceGetName(buf, 255, dev), "cuDeviceGetName")
-        names.append(buf.value.decode(errors="replace"))
-    return names
-
-
-
-def device_uuids() -> list[str]:
-    """The visible devices' UUIDs as nvidia-smi prints them (``GPU-xxxxxxxx-...``): a device's name across
-    processes, hosts and CUDA_VISIBLE_DEVICES renumbering."""
+def _devices() -> list[ctypes.c_int]:
+    """The driver's handles of the devices this process sees, in futhark's order."""
     lib = _lib()
     count = ctypes.c_int()
     _check(lib.cuDeviceGetCount(ctypes.byref(count)), "cuDeviceGetCount")
@@ -84,8 +67,27 @@ def device_uuids() -> list[str]:
     for i in range(count.value):
         dev = ctypes.c_int()
         _check(lib.cuDeviceGet(ctypes.byref(dev), i), "cuDeviceGet")
+        out.append(dev)
+    return out
+
+
+def device_names() -> list[str]:
+    """The CUDA devices the driver shows this process, in futhark's order (device #k is the k-th)."""
+    names = []
+    for dev in _devices():
+        buf = ctypes.create_string_buffer(256)
+        _check(_lib().cuDeviceGetName(buf, 255, dev), "cuDeviceGetName")
+        names.append(buf.value.decode(errors="replace"))
+    return names
+
+
+def device_uuids() -> list[str]:
+    """The visible devices' UUIDs as nvidia-smi prints them (``GPU-xxxxxxxx-...``): a device's name across
+    processes, hosts and CUDA_VISIBLE_DEVICES renumbering."""
+    out = []
+    for dev in _devices():
         raw = ctypes.create_string_buffer(16)
-        _check(lib.cuDeviceGetUuid(raw, dev), "cuDeviceGetUuid")
+        _check(_lib().cuDeviceGetUuid(raw, dev), "cuDeviceGetUuid")
         h = raw.raw.hex()
         out.append(f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
     return out
@@ -96,6 +98,7 @@ def driver_version() -> str:
     v = ctypes.c_int()
     _check(_lib().cuDriverGetVersion(ctypes.byref(v)), "cuDriverGetVersion")
     return f"{v.value // 1000}.{v.value % 1000 // 10}"
+
 
 def _check(code: int, what: str) -> None:
     if code != 0:

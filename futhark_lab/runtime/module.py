@@ -18,10 +18,11 @@ from . import aliases
 from .context import Context, ContextOptions
 from .entry import EntryFunction
 from .library import load_library
+from .modulebase import ModuleBase
 from .values import FutharkArray, FutharkOpaque
 
 
-class FutharkModule:
+class FutharkModule(ModuleBase):
     """A compiled Futhark program with one live context.  Entry points are attributes; use as a context manager
     (or call ``close()``) to free the context deterministically."""
 
@@ -34,24 +35,7 @@ class FutharkModule:
         self.context = Context(self.library, self.options)
         self.entry_points: dict[str, EntryFunction] = {}
         for name, e in self.manifest.entry_points.items():
-            fn = EntryFunction(self, e)
-            self.entry_points[name] = fn
-            if name.isidentifier() and not hasattr(type(self), name):
-                setattr(self, name, fn)
-
-    def __reduce__(self):
-        raise TypeError("a compiled Futhark module holds a live context and cannot be pickled or copied; compile "
-                        "the program again in the other process (the build cache makes that fast)")
-
-    def __getitem__(self, name: str) -> EntryFunction:
-        try:
-            return self.entry_points[name]
-        except (KeyError, TypeError):
-            raise KeyError(f"no entry point {name!r}; this program has: "
-                           f"{', '.join(self.entry_points) or 'none'}") from None
-
-    def __dir__(self):
-        return sorted(set(super().__dir__()) | set(self.entry_points))
+            self._expose(name, EntryFunction(self, e))
 
     # -- data movement
     def array(self, data: Any, futhark_type: str | None = None) -> FutharkArray:

@@ -21,6 +21,7 @@ from .values import ConsumedError, as_host_array, consumed_message, scalar_conve
 
 _modules: dict[str, Any] = {}
 _lock = threading.Lock()
+from .modulebase import ModuleBase
 
 
 def import_generated(build: Build):
@@ -389,7 +390,7 @@ def _runtime_error(name: str, exc: BaseException, build: Build) -> Exception:
     return FutharkError(text)
 
 
-class PyFutharkModule:
+class PyFutharkModule(ModuleBase):
     """Same public face as binding.FutharkModule, for the generated-Python backends."""
 
     def __init__(self, build: Build, options):
@@ -402,24 +403,7 @@ class PyFutharkModule:
         self.entry_points: dict[str, PyEntryFunction] = {}
         klass = type(self.context.instance)
         for name, (pyname, ins, outs, tuple_output) in entry_point_table(klass).items():
-            fn = PyEntryFunction(self, name, pyname, ins, outs, tuple_output)
-            self.entry_points[name] = fn
-            if name.isidentifier() and not hasattr(type(self), name):
-                setattr(self, name, fn)
-
-    def __reduce__(self):
-        raise TypeError("a compiled Futhark module holds a live context and cannot be pickled or copied; compile "
-                        "the program again in the other process (the build cache makes that fast)")
-
-    def __getitem__(self, name: str) -> PyEntryFunction:
-        try:
-            return self.entry_points[name]
-        except (KeyError, TypeError):
-            raise KeyError(f"no entry point {name!r}; this program has: "
-                           f"{', '.join(self.entry_points) or 'none'}") from None
-
-    def __dir__(self):
-        return sorted(set(super().__dir__()) | set(self.entry_points))
+            self._expose(name, PyEntryFunction(self, name, pyname, ins, outs, tuple_output))
 
     def array(self, data: Any, futhark_type: str | None = None) -> PyArray:
         """Put data into this module's memory once (an OpenCL buffer on pyopencl)."""
