@@ -101,3 +101,13 @@ def test_futhark_bench_notebook():
     assert images(nb) >= 1
     assert "2M normal (file)" in text and "1M uniform" in text and "verdict" in text
     assert "report.html" in text and "compare.html" in text
+
+
+def test_cluster():
+    pytest.importorskip("distributed", reason="Dask's distributed is installed by scripts/setup.sh")
+    nb = execute("08-cluster.ipynb")
+    text = outputs(nb)
+    assert "overlapping timings: []" in text
+    assert text.count("tcp://") >= 2, "the points ran on the cluster's workers"
+    assert "False" not in text.split("overlapping timings")[0].split("correct")[-1], "every answer correct"
+    assert images(nb) >= 1
