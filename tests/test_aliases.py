@@ -75,11 +75,14 @@ def test_unique_output_does_not_alias_its_input(m):
 def test_tuple_outputs(m):
     x = fresh(m)
     p, q = m.two(x)                     # ([]f64, *[]f64): p aliases x, q is fresh
+    # futhark >= 0.26.1 returns the tuple as one opaque value whose manifest entry marks it unique as a whole (any
+    # component unique), so the binding cannot tell q from p: both are taken to alias x, and q is copied too
+    per_component = m.build.futhark.version < (0, 26, 1)
     before = copies(m)
-    m.inc(q)
-    assert copies(m) == before
+    np.testing.assert_array_equal(m.inc(q).numpy(), [2.0, 2.0, 3.0])
+    assert copies(m) == before + (0 if per_component else 1)
     np.testing.assert_array_equal(m.inc(p).numpy(), [2.0, 2.0, 3.0])
-    assert copies(m) == before + 1
+    assert copies(m) == before + (1 if per_component else 2)
     np.testing.assert_array_equal(x.numpy(), [1.0, 2.0, 3.0])
 
 

@@ -141,3 +141,15 @@ def test_sweep_killed_at_random_moments_resumes_to_every_point_exactly_once(tmp_
     assert completed <= set(got), "a point completed before a kill was lost"
     assert sorted(got) == sorted((i, n) for i in ("slow", "slow2") for n in SIZES), "every point exactly once"
     assert df["correct"].all()
+
+
+def test_a_line_that_is_no_point_is_skipped_and_resume_still_works(tmp_path):
+    """Found by a blind hostile review: a JSON object without a kernel (a hand-written note) made done_keys() raise a
+    bare KeyError, so the run could not resume."""
+    store = RunStore("r", tmp_path)
+    store.append(_row(0))
+    with open(store.points, "ab") as f:
+        f.write(b'{"note": "hand-written"}\n[1, 2, 3]\n')
+    store.append(_row(1))
+    assert [r["size"] for r in store.rows()] == [0, 1]
+    assert store.done_keys() == {("k", "i", 0, "f64"), ("k", "i", 1, "f64")}

@@ -13,6 +13,7 @@ import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class RunStore:
         return out
 
     def done_keys(self) -> set[tuple]:
-        return {point_key(r) for r in self.rows()}
+        return {point_key(r) for r in self.rows() if all(k in r for k in ("size", "dtype"))}
 
 
 @contextmanager
@@ -95,10 +96,16 @@ def _locked(fd: int):
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def _is_point(row: Any) -> bool:
+    """A row of a sweep or a benchmark: an object naming its kernel and implementation (anything else in the file,
+    a hand-written note say, is skipped like a torn line)."""
+    return isinstance(row, dict) and "kernel" in row and "impl" in row
+
+
 def _parse_line(line: bytes) -> dict | None:
     try:
         row = json.loads(line)
-        return row if isinstance(row, dict) else None
+        return row if _is_point(row) else None
     except ValueError:
         pass
     # a fragment glued to a whole line by an older writer: the whole line is the first '{"' from which the rest
@@ -107,7 +114,7 @@ def _parse_line(line: bytes) -> dict | None:
     while start != -1:
         try:
             row = json.loads(line[start:])
-            if isinstance(row, dict):
+            if _is_point(row):
                 return row
         except ValueError:
             pass

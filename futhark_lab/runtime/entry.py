@@ -59,7 +59,10 @@ class EntryFunction:
         self._unique = [i for i, p in enumerate(entry.inputs) if p.unique]
         self._names = [p.name for p in entry.inputs]
         # alias bookkeeping (runtime.aliases): nonunique non-primitive outputs alias nonconsuming non-primitive inputs
-        self._alias_out = [k for k, o in enumerate(entry.outputs) if not o.unique and o.type not in PRIMITIVES]
+        # futhark >= 0.26.1 returns a tuple as one opaque output, marked unique when any component is (0.27.1:
+        # `([]f64, *[]f64)` is "unique"), so a tuple output is taken to alias the inputs whatever the mark says
+        self._alias_out = [k for k, o in enumerate(entry.outputs)
+                           if (not o.unique or entry.tuple_output) and o.type not in PRIMITIVES]
         self._alias_in = [j for j, p in enumerate(entry.inputs) if not p.unique and p.type not in PRIMITIVES]
         self._consuming_calls = 0
         self.__doc__ = self._docstring()

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 from ..builder.cache import Build
 from ..builder.compiler import compile_program
 from ..builder.toolchain import ALL_BACKENDS, GPU_BACKENDS, PY_BACKENDS
+from . import guards
 from .context import ContextOptions
 from .module import FutharkModule
 from .probe import probe_context
@@ -58,7 +59,7 @@ def compile(
             platform = choose_opencl_platform(backend)
         build_options += pocl_workaround(platform, build_options, build.futhark.version)
     ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
-                              logging=logging, tuning=dict(tuning or {}), cache_file=cache_file,
+                              logging=logging, tuning=dict(guards.check_tuning(tuning or {})), cache_file=cache_file,
                               num_threads=num_threads, build_options=build_options, probe=probe)
     module = load(build, ctx_opts)
     # what was compiled, so a sweep can build the same program for other backends (sweep.Kernel(source=module))

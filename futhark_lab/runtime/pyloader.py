@@ -4,6 +4,7 @@ checks, FutharkError for runtime failures)."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import inspect
 import re
@@ -178,7 +179,9 @@ class PyContext:
             if opts.get("tuning"):
                 # 0 is "the default" in futhark's C runtimes; the generated Python's default is None (0 would
                 # reach the kernel compiler as a thread block size of 0)
-                kwargs["sizes"] = {k: v or None for k, v in guards.check_tuning(opts["tuning"]).items()}
+                # (the keyword is `sizes` before futhark 0.27, `user_sizes` from then on)
+                word = "user_sizes" if "user_sizes" in inspect.signature(klass.__init__).parameters else "sizes"
+                kwargs[word] = {k: v or None for k, v in guards.check_tuning(opts["tuning"]).items()}
             if opts.get("build_options"):
                 kwargs["build_options"] = list(opts["build_options"])
         elif opts.get("tuning"):
@@ -188,7 +191,8 @@ class PyContext:
         try:
             instance = klass(**kwargs)
         except Exception as exc:
-            unknown = re.match(r"Unknown size: (.*)\nKnown sizes: ?(.*)", str(exc))
+            unknown = re.match(r"Unknown (?:size|tuning parameter): (.*)\nKnown (?:sizes|tuning parameters): ?(.*)",
+                               str(exc))
             if unknown:  # the generated code's own check of tuning names, worded as the C backends' is
                 known = ", ".join(unknown.group(2).split()) or "none"
                 raise ValueError(f"unknown tuning parameter {unknown.group(1)!r}; this program has: {known}") \
@@ -247,6 +251,9 @@ class PyEntryFunction:
             def opaque(v):
                 if isinstance(v, PyArray):
                     return v._live()
+                consumed = getattr(v, "_futhark_lab_consumed", None)
+                if consumed:   # an opaque value the generated module may have updated in place
+                    raise ConsumedError(consumed_message(f"{tstr.lstrip('*')} value", consumed))
                 return v  # generated module checks its own opaque type
             return opaque
         if rank == 0:
@@ -304,9 +311,12 @@ class PyEntryFunction:
             finally:
                 self._consuming_calls += bool(self._unique)
                 for i in self._unique:  # consumed, as on the C backends (the generated code may reuse its memory)
+                    why = (f"entry point {self.name}, parameter {self._names[i]!r} (call #{self._consuming_calls} "
+                           f"of {self.name} in this module)")
                     if isinstance(args[i], PyArray):
-                        args[i]._consumed = (f"entry point {self.name}, parameter {self._names[i]!r} (call "
-                                             f"#{self._consuming_calls} of {self.name} in this module)")
+                        args[i]._consumed = why
+                    elif hasattr(args[i], "desc") and hasattr(args[i], "data"):  # a generated opaque value
+                        args[i]._futhark_lab_consumed = why
                     if getattr(args[i], "_alias", None) is not None:
                         aliases.leave(args[i])
             if self._tuple_output:
@@ -356,7 +366,9 @@ def _is_scalar(t: str) -> bool:
 def _copy_data(v: Any) -> Any:
     """A copy of an array (NumPy or pyopencl) or of an opaque value's payload, for a consuming parameter."""
     if hasattr(v, "desc") and hasattr(v, "data") and isinstance(v.data, tuple):
-        return type(v)(v.desc, *(p.copy() if hasattr(p, "copy") else p for p in v.data))
+        c = copy.copy(v)   # the generated opaque class's constructor differs by futhark version (0.27: opaques)
+        c.data = tuple(p.copy() if hasattr(p, "copy") else p for p in v.data)
+        return c
     return v.copy()
 
 
