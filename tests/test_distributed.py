@@ -59,6 +59,11 @@ def test_cluster_gives_the_serial_points_with_where_they_ran_and_no_overlap(clie
     assert df[df["kind"] == "futhark"]["futhark_version"].notna().all()
     # placement: timed sections on one host never overlap, though the workers ran at once
     assert overlaps(df) == []
+    # the environment of every worker's host is kept with the run and shown in its report
+    assert set(df.attrs["workers"]) == set(df["worker"]) and all("python" in str(e) for e in df.attrs["workers"].values())
+    from futhark_lab.view.report import report
+    html = report(df, tmp_path / "r.html").read_text()
+    assert "Environment of every worker" in html and "Where it ran" in html
     spans = df.drop_duplicates(subset=["size"])[["t_start", "t_end"]].sort_values("t_start").values
     assert all(b[0] >= a[1] for a, b in zip(spans, spans[1:]))
     # timed like the serial run (agreement of the medians is benchmarks/scale_out.py's: timing is noisy here)

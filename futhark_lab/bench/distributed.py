@@ -15,13 +15,13 @@ from .case import _measure_case
 
 
 def run_distributed(cluster: Any, path: Path, name: str, work: Sequence[tuple], settings: dict,
-                    record: Callable[[list[dict]], None], exclusive: str = "host") -> None:
+                    record: Callable[[list[dict]], None], exclusive: str = "host", run_dir: Any = None) -> None:
     """Measure ``work`` (entry, dataset, TestRun, program key, backends) on ``cluster``; ``record`` rows as they
     arrive.  The c backend is generated too: it makes the reference of ``auto output`` datasets."""
     options = tuple(settings["compile_options"].get("options", ()))
     backends = sorted({b for *_, todo in work for b in todo} | {"c"})
     session = Session(cluster, export_archives((path, None, b, options) for b in backends), settings["run_id"],
-                      exclusive, cpu_work=any(b not in GPU_BACKENDS for b in backends))
+                      exclusive, cpu_work=any(b not in GPU_BACKENDS for b in backends), run_dir=run_dir)
     try:
         for entry, desc, run, key, todo in work:
             for gpu in (False, True):

@@ -159,7 +159,8 @@ def bench(
         try:
             run_distributed(cluster, path, name, work, dict(run_id=run_id, per_round=per_round, rounds=rounds,
                                                             check=check, compile_options=compile_options or {},
-                                                            idle_s=idle_s), record, exclusive)
+                                                            idle_s=idle_s), record, exclusive,
+                            run_dir=store.dir)
         finally:
             bar.close()
         return load_run(store.dir)

@@ -136,7 +136,8 @@ class Session:
     serial run's), the generated code installed; ``submit`` places tasks, ``results`` yields them as they finish,
     ``close`` undoes what was made here."""
 
-    def __init__(self, cluster: Any, archives: dict[str, bytes], run_id: str, exclusive: str, cpu_work: bool):
+    def __init__(self, cluster: Any, archives: dict[str, bytes], run_id: str, exclusive: str, cpu_work: bool,
+                 run_dir: Path | None = None):
         if exclusive not in EXCLUSIVE:
             raise ValueError(f"exclusive={exclusive!r}: choose 'host' (one timing per host at a time) or 'device' "
                              "(one per device: GPUs, and a GPU beside the CPU, time at once)")
@@ -157,6 +158,11 @@ class Session:
                               "NumPy, PyTorch and OpenMP code time single-threaded or with other allocations there "
                               "than in a serial run. Start the workers without those variables (dask config "
                               "distributed.nanny.pre-spawn-environ: {}), or use cluster='local:N'", stacklevel=4)
+            if run_dir is not None:  # the environment of every worker's host, beside the client's
+                from .store import write_json
+                write_json(Path(run_dir) / "workers.json",
+                           {w: {**d, **env} for (w, d), env in zip(self.workers.items(),
+                                                                  self.client.run(worker_environment).values())})
             self.gpu_workers = [w for w, d in self.workers.items() if d["gpus"]]
             self.cpu_workers = [w for w, d in self.workers.items() if not d["gpus"]] or list(self.workers)
             self.key = f"{run_id}-{uuid.uuid4().hex[:8]}"
@@ -249,6 +255,12 @@ def describe_worker() -> dict:
     except Exception:  # noqa: BLE001 - no driver, or no device: a CPU worker
         pass
     return info
+
+
+def worker_environment() -> dict:
+    """This worker's environment record (``measure.env``): what produced its rows."""
+    from .env import environment
+    return environment()
 
 
 def timed_here(gpu: bool, exclusive: str) -> tuple[HostLock, dict]:

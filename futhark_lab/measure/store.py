@@ -96,6 +96,13 @@ def _locked(fd: int):
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def write_json(path: Path, data: Any) -> None:
+    """``data`` as JSON at ``path``, atomically (a name of this writer's own, then a rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
 def _is_point(row: Any) -> bool:
     """A row of a sweep or a benchmark: an object naming its kernel and implementation (anything else in the file,
     a hand-written note say, is skipped like a torn line)."""
@@ -180,5 +187,7 @@ def load_run(run_or_path: str | os.PathLike):
     df = pd.DataFrame(store.rows())
     df.attrs["run_id"] = p.name
     df.attrs["run_dir"] = str(p)  # where its report goes by default
+    if (p / "workers.json").exists():  # a run on a cluster: every worker's host
+        df.attrs["workers"] = json.loads((p / "workers.json").read_text())
     df.attrs["environment"] = store.environment()
     return df

@@ -16,12 +16,12 @@ from .rows import _hw_key
 
 def run_distributed(cluster: Any, todo: Sequence[tuple[Kernel, int, str, list[Impl]]], impls: Sequence[Impl],
                     settings: dict, record: Callable[[list[dict]], None], bar: Any,
-                    exclusive: str = "host") -> None:
+                    exclusive: str = "host", run_dir: Any = None) -> None:
     """Measure ``todo``'s points on ``cluster``; ``record`` each point's rows as they arrive (in this process)."""
     jobs = [(k._program.source, k._program.base_dir, i.backend, tuple(i.options.get("options", ())))
             for k, _, _, group in todo for i in group if i.kind == "futhark"]
     session = Session(cluster, export_archives(jobs), settings["run_id"], exclusive,
-                      cpu_work=any(_hw_key(i) == "cpu" for i in impls))
+                      cpu_work=any(_hw_key(i) == "cpu" for i in impls), run_dir=run_dir)
     try:
         for kernel, size, dtype, point_impls in todo:
             portable = _portable(kernel)

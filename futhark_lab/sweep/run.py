@@ -109,7 +109,8 @@ def sweep(
             from .distributed import (
                 run_distributed,  # Dask: its own module, with the install hint
             )
-            run_distributed(cluster, todo, impls, settings, record, bar, exclusive=exclusive)
+            run_distributed(cluster, todo, impls, settings, record, bar, exclusive=exclusive,
+                            run_dir=store.dir)
         else:
             runner = PointRunner(impls, **settings)
             host = socket.gethostname()

@@ -53,6 +53,23 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
     d = df[df["time_s_median"].notna()]
     if "error" in d:
         d = d[d["error"].isna()]
+    return _by_device(d)
+
+
+def _by_device(d: pd.DataFrame) -> pd.DataFrame:
+    """An implementation measured on several devices or hosts (a cluster's) is drawn once per device, its label
+    naming the device: timings of different devices are never pooled into one line."""
+    if d.empty or not ({"device_uuid", "host"} & set(d.columns)):
+        return d
+    where = d.get("device_uuid", pd.Series(index=d.index, dtype=object))
+    where = where.where(where.notna(), d.get("host", pd.Series(index=d.index, dtype=object)))
+    n = where.groupby(d["impl"]).nunique()
+    multi = n[n > 1].index
+    if not len(multi):
+        return d
+    d = d.copy()
+    m = d["impl"].isin(multi)
+    d.loc[m, "impl"] = d.loc[m, "impl"] + " @ " + where[m].astype(str).str[:12]
     return d
 
 

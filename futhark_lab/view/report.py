@@ -214,6 +214,7 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
         placement=_table(where, PLACEMENT) if len(where) else "",
         devices=_table(side, [(c, str(c)) for c in side.columns]) if len(side) else "",
         env_json=json.dumps(env, indent=2, default=str), version=__version__, noisy=NOISY,
+        workers_json=json.dumps(df.attrs["workers"], indent=2, default=str) if df.attrs.get("workers") else "",
         **_method(env))
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
