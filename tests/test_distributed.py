@@ -144,8 +144,8 @@ def test_cli_run_with_workers(tmp_path):
 
 
 def test_workers_time_with_a_serial_run_environment(client, tmp_path):
-    """Dask's nannies set OMP/MKL/OPENBLAS_NUM_THREADS=1 and MALLOC_TRIM_THRESHOLD_ by default (NumPy's 10^6 sum of
-    squares ran 8x slower under the latter): workers made with CLUSTER_CONFIG have none of them."""
+    """Dask's nannies set OMP/MKL/OPENBLAS_NUM_THREADS=1 and MALLOC_TRIM_THRESHOLD_ by default: workers made with
+    CLUSTER_CONFIG have none of them."""
     from futhark_lab.measure.cluster import THREAD_ENV, describe_worker
 
     envs = client.run(describe_worker)

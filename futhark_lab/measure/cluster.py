@@ -50,8 +50,8 @@ EXCLUSIVE = ("host", "device")
 #: sent only the task it runs (with the default 1.1, a queued task dies with its neighbour's worker too).
 #: Dask's nannies also set OMP/MKL/OPENBLAS_NUM_THREADS=1 in their workers, which times NumPy and PyTorch
 #: single-threaded there (benchmarks/scale_out.py saw 20x), and MALLOC_TRIM_THRESHOLD_, which turns off glibc's
-#: dynamic mmap threshold, so every large temporary is a fresh mmap (NumPy's sum of squares at 10^6: 8x slower).
-#: Workers made here run with the environment a serial run has.
+#: dynamic mmap threshold.  Workers made here run with the environment a serial run has; NumPy at 10^6 on a worker
+#: is still 3-4x slower than serially, with or without them (benchmarks/dask_worker_env.py): cause not yet found.
 CLUSTER_CONFIG = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0,
                   "distributed.nanny.pre-spawn-environ": {}}
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
