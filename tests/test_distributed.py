@@ -143,11 +143,13 @@ def test_cli_run_with_workers(tmp_path):
     assert both.returncode != 0 and "not both" in both.stderr
 
 
-def test_workers_time_with_a_serial_run_environment(client, tmp_path):
+def test_workers_time_with_a_serial_run_environment(client, tmp_path, monkeypatch):
     """Dask's nannies set OMP/MKL/OPENBLAS_NUM_THREADS=1 and MALLOC_TRIM_THRESHOLD_ by default: workers made with
     CLUSTER_CONFIG have none of them."""
     from futhark_lab.measure.cluster import THREAD_ENV, describe_worker
 
+    for k in THREAD_ENV:  # what Dask's nanny writes into os.environ below is taken back after the test
+        monkeypatch.delenv(k, raising=False)
     envs = client.run(describe_worker)
     assert envs and all(d["thread_env"] == {} for d in envs.values()), envs
     assert set(THREAD_ENV) >= {"OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_"}
@@ -157,6 +159,17 @@ def test_workers_time_with_a_serial_run_environment(client, tmp_path):
             with pytest.warns(UserWarning, match="time single-threaded or with other allocations"):
                 sw.sweep(suite.get("sum_squares"), [sw.numpy_impl()], sizes=[1000], results=tmp_path, policy=QUICK,
                          progress=False, hardware=None, cluster=c)
+    # Dask's nanny wrote those variables into this process's os.environ and left them there; a cluster made by
+    # futhark-lab afterwards still starts its workers without them, and puts this process's environment back
+    leaked = {k: os.environ.get(k) for k in THREAD_ENV}
+    assert leaked["MALLOC_TRIM_THRESHOLD_"] == "65536", leaked  # the trap is real in this Dask
+    from futhark_lab.measure.cluster import connect
+    fresh, close = connect("local:1")
+    try:
+        assert next(iter(fresh.run(describe_worker).values()))["thread_env"] == {}
+    finally:
+        close()
+    assert {k: os.environ.get(k) for k in THREAD_ENV} == leaked
 
 
 BENCHED = """\

@@ -49,12 +49,30 @@ EXCLUSIVE = ("host", "device")
 #: For clusters made here: a task whose worker dies is retried once elsewhere, then becomes error rows; a worker is
 #: sent only the task it runs (with the default 1.1, a queued task dies with its neighbour's worker too).
 #: Dask's nannies also set OMP/MKL/OPENBLAS_NUM_THREADS=1 in their workers, which times NumPy and PyTorch
-#: single-threaded there (benchmarks/scale_out.py saw 20x), and MALLOC_TRIM_THRESHOLD_, which turns off glibc's
-#: dynamic mmap threshold.  Workers made here run with the environment a serial run has; NumPy at 10^6 on a worker
-#: is still 3-4x slower than serially, with or without them (benchmarks/dask_worker_env.py): cause not yet found.
+#: single-threaded there (benchmarks/scale_out.py saw 20x), and MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+#: dynamic mmap threshold: every large temporary is then a fresh mmap and its page faults (NumPy's x*x at 10^6 is
+#: 3-4x slower; benchmarks/dask_worker_env.py).  A value of None tells Dask not to set it.  A nanny writes these
+#: variables into the os.environ of the process that starts it and never takes them back, so every later process
+#: inherits them: clusters made here are started from a clean copy (``_spawn_environ``).
 CLUSTER_CONFIG = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0,
-                  "distributed.nanny.pre-spawn-environ": {}}
+                  "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None,
+                                                          "OPENBLAS_NUM_THREADS": None,
+                                                          "MALLOC_TRIM_THRESHOLD_": None}}
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
+
+
+@contextlib.contextmanager
+def _spawn_environ() -> Iterator[None]:
+    """Start nannies without THREAD_ENV (a Dask cluster started earlier in this process may have left it in
+    os.environ), and put back what was there: glibc reads MALLOC_* once, when a process starts."""
+    saved = {k: os.environ.pop(k) for k in THREAD_ENV if k in os.environ}
+    try:
+        with dask.config.set(CLUSTER_CONFIG):
+            yield
+    finally:
+        for k in THREAD_ENV:
+            os.environ.pop(k, None)
+        os.environ.update(saved)
 
 
 class ClusterUnavailable(FutharkLabError):
@@ -78,7 +96,7 @@ def connect(cluster: Any) -> tuple[distributed.Client, Callable[[], None]]:
             n = 0
         if n < 1:
             raise ValueError(f"cluster={cluster!r}: write 'local:N' with N >= 1 workers, e.g. 'local:2'")
-        with dask.config.set(CLUSTER_CONFIG):
+        with _spawn_environ():
             local = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                              dashboard_address=":0", silence_logs=logging.ERROR)
             client = distributed.Client(local)
@@ -120,7 +138,7 @@ def _local_gpus() -> tuple[distributed.Client, Callable[[], None]]:
                for i, dev in enumerate(ids[:n])}
     workers["cpu"] = {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": ""},
                                                 "silence_logs": logging.ERROR}}
-    with dask.config.set(CLUSTER_CONFIG):
+    with _spawn_environ():
         spec = SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0"}},
                            silence_logs=logging.ERROR)
         client = distributed.Client(spec)
@@ -156,8 +174,9 @@ class Session:
             if limited and cpu_work:
                 warnings.warn(f"Dask worker(s) {', '.join(limited)} run with {limited[next(iter(limited))]}: "
                               "NumPy, PyTorch and OpenMP code time single-threaded or with other allocations there "
-                              "than in a serial run. Start the workers without those variables (dask config "
-                              "distributed.nanny.pre-spawn-environ: {}), or use cluster='local:N'", stacklevel=4)
+                              "than in a serial run. Start the workers without them (each set to null in the dask "
+                              "config distributed.nanny.pre-spawn-environ, from a shell without them), or use "
+                              "cluster='local:N'", stacklevel=4)
             if run_dir is not None:  # the environment of every worker's host, beside the client's
                 from .store import write_json
                 write_json(Path(run_dir) / "workers.json",

@@ -1,0 +1,77 @@
+"""`futhark-lab demo`: the whole kernel suite on every working backend, with a report."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import (
+    add_cluster_arguments,
+    cluster_from_args,
+    implementations,
+    load_suite,
+    print_summary,
+    torch_devices,
+    working_backends,
+)
+
+#: The python backend interprets Futhark's code: the demo shows it only up to this size.
+PYTHON_BACKEND_MAX_SIZE = 10_000
+
+
+def main(a) -> int:
+    from ..measure.store import new_run_id
+    from ..measure.timing import Policy
+    from ..view import report as rep
+
+    suite = load_suite()
+    print("checking backends (futhark-lab doctor):", file=sys.stderr)
+    backends = working_backends(("c", "multicore", "opencl", "cuda", "pyopencl", "python"), False)
+    if not backends:
+        print("no futhark backend works here (see above); the demo measures NumPy and PyTorch only",
+              file=sys.stderr)
+    run_id = a.run_id or new_run_id("demo")
+    sizes_cap = int(float(a.max_size))
+    policy = Policy(max_time_s=a.max_time, min_time_s=min(0.1, a.max_time), max_noise=0.02)
+    frames = []
+    cluster, close = cluster_from_args(a)
+    try:
+        _demo_sweeps(a, suite, backends, run_id, sizes_cap, policy, frames, cluster)
+    finally:
+        close()
+    df = frames[-1]  # each sweep returns the whole run so far
+    print_summary(df)
+    path = rep.report(df, a.report, title="futhark-lab demo: the kernel suite")
+    print(f"report: {path}")
+    return 0
+
+
+def _demo_sweeps(a, suite, backends, run_id, sizes_cap, policy, frames, cluster) -> None:
+    from ..sweep.run import sweep
+
+    for name in (a.kernels.split(",") if a.kernels else suite.KERNELS):
+        kernel = suite.get(name)
+        # pyopencl's generated host code is slow at tiny sizes but fine as a demo of a working path
+        impls = implementations([b for b in backends if b != "python"], torch_devices(None), True, False, kernel)
+        sizes = [n for n in kernel.sizes if n <= sizes_cap]
+        frames.append(sweep(kernel, impls, sizes=sizes, dtypes=kernel.dtypes[:1], run_id=run_id,
+                            results=a.results, policy=policy, rounds=2, progress=not a.quiet,
+                            on_error="warn", cluster=cluster, exclusive=a.exclusive))
+        if "python" in backends:  # interpreted: shown at the small sizes only, where it finishes in seconds
+            small = [n for n in sizes if n <= PYTHON_BACKEND_MAX_SIZE] or sizes[:1]
+            frames.append(sweep(kernel, implementations(["python"], [], False, False, kernel), sizes=small,
+                                dtypes=kernel.dtypes[:1], run_id=run_id, results=a.results, policy=policy,
+                                rounds=2, progress=not a.quiet, on_error="warn", cluster=cluster,
+                                exclusive=a.exclusive))
+
+
+def add(sub) -> None:
+    p = sub.add_parser("demo", help="the whole kernel suite on every working backend, with an HTML report")
+    p.add_argument("--report", help="HTML report path (default: results/<run-id>/report.html)")
+    p.add_argument("--kernels", help="comma-separated subset of the suite")
+    p.add_argument("--max-size", default="1e6", help="largest problem size (default 1e6)")
+    p.add_argument("--max-time", type=float, default=0.6, help="seconds per point at most (default 0.6)")
+    p.add_argument("--run-id")
+    p.add_argument("--results")
+    add_cluster_arguments(p)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=main)
