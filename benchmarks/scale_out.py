@@ -57,10 +57,12 @@ def main() -> int:
     impls = [sw.futhark("c"), sw.futhark("multicore"), sw.numpy_impl()]
     sizes = [10**3, 10**5, 10**6]
     policy = Policy(min_time_s=0.05, max_time_s=0.3, min_samples=10, max_samples=200)
-    lines = [f"scale-out on {os.cpu_count()} cores; {len(kernels)} kernels x {len(impls)} impls x {len(sizes)} sizes"]
+    lines = [f"scale-out on {os.cpu_count()} cores; {len(kernels)} kernels x {len(impls)} impls x {len(sizes)} sizes; "
+             "load = the 1-minute load average when each run ended (other work on the machine)"]
+    load = lambda: f"   load {os.getloadavg()[0]:4.1f}"  # noqa: E731
     with tempfile.TemporaryDirectory() as res:
         serial_s, serial = run(None, kernels, impls, sizes, policy, res)
-        lines.append(f"serial              wall {serial_s:7.1f} s   gap between points {gaps_ms(serial):6.2f} ms")
+        lines.append(f"serial              wall {serial_s:7.1f} s   gap between points {gaps_ms(serial):6.2f} ms{load()}")
         key = ["kernel", "impl", "size", "dtype"]
 
         def agreement(df) -> str:
@@ -74,7 +76,7 @@ def main() -> int:
         # the noise to state: a second serial run against the first, in fresh builds as the others are
         again_s, again = run(None, kernels, impls, sizes, policy, res)
         lines.append(f"serial again        wall {again_s:7.1f} s   serial/this {serial_s / again_s:5.2f}x   "
-                     f"{agreement(again)}   <- the noise")
+                     f"{agreement(again)}   <- the noise{load()}")
         one_gap = None
         for n in [int(x) for x in a.workers.split(",")]:
             wall, df = run(f"local:{n}", kernels, impls, sizes, policy, res)
@@ -83,7 +85,7 @@ def main() -> int:
                 one_gap = gaps_ms(df)
                 extra = f"   gap between points {one_gap:6.2f} ms"
             lines.append(f"{n} worker(s)         wall {wall:7.1f} s   serial/this {serial_s / wall:5.2f}x   "
-                         f"{agreement(df)}   overlapping timings {len(overlaps(df))}{extra}")
+                         f"{agreement(df)}   overlapping timings {len(overlaps(df))}{extra}{load()}")
         if one_gap is not None:
             overhead = one_gap - gaps_ms(serial)
             lines.append(f"the cluster's own cost per point (1 worker's gap - serial gap): {overhead:.2f} ms "

@@ -143,6 +143,34 @@ def test_cli_run_with_workers(tmp_path):
     assert both.returncode != 0 and "not both" in both.stderr
 
 
+@needs_futhark
+def test_ctrl_c_on_the_client_cancels_the_workers_and_the_run_resumes(tmp_path):
+    """Ctrl-C (SIGINT) on a cluster run: the client stops, the finished points stay in the store, and the same
+    --run-id measures only what is missing."""
+    import signal
+
+    args = [sys.executable, "-m", "futhark_lab.cli", "run", "kernels/sum_squares.fut", "--backends", "c",
+            "--torch", "", "--sizes", "1e3,2e3,3e3,4e3,5e3,6e3,7e3,8e3", "--dtypes", "f64", "--workers", "1",
+            "--max-time", "0.15", "--min-time", "0.15", "--results", str(tmp_path), "--run-id", "ctrlc", "-q"]
+    points = tmp_path / "ctrlc" / "points.jsonl"
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not (
+            points.exists() and len(points.read_text().splitlines()) >= 2):
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before it could be interrupted: " + proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, "an interrupted run does not exit 0"
+    done = len(points.read_text().splitlines())
+    assert 2 <= done < 16, f"{done} of 16 points stored when interrupted"
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    from futhark_lab.measure import load_run
+    df = load_run(tmp_path / "ctrlc")
+    assert len(df) == 16 and not df.duplicated(["impl", "size", "dtype"]).any()
+    assert df["error"].isna().all()
+
 def test_workers_time_with_a_serial_run_environment(client, tmp_path, monkeypatch):
     """Dask's nannies set OMP/MKL/OPENBLAS_NUM_THREADS=1 and MALLOC_TRIM_THRESHOLD_ by default: workers made with
     CLUSTER_CONFIG have none of them."""

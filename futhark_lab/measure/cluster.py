@@ -61,6 +61,11 @@ CLUSTER_CONFIG = {"distributed.scheduler.allowed-failures": 1, "distributed.sche
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
 
 
+def _installed(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
 @contextlib.contextmanager
 def _spawn_environ() -> Iterator[None]:
     """Start nannies without THREAD_ENV (a Dask cluster started earlier in this process may have left it in
@@ -169,7 +174,9 @@ class Session:
                 raise ClusterUnavailable("the Dask cluster has no workers; nothing was run")
             link = getattr(self.client, "dashboard_link", None)
             if link:
-                print(f"futhark-lab: {len(self.workers)} Dask worker(s); dashboard {link}", file=sys.stderr)
+                panel = ("; JupyterLab's Dask panel (dask-labextension) shows it: paste this address there"
+                         if _installed("dask_labextension") else "")
+                print(f"futhark-lab: {len(self.workers)} Dask worker(s); dashboard {link}{panel}", file=sys.stderr)
             limited = {w: d["thread_env"] for w, d in self.workers.items() if d["thread_env"]}
             if limited and cpu_work:
                 warnings.warn(f"Dask worker(s) {', '.join(limited)} run with {limited[next(iter(limited))]}: "
