@@ -68,7 +68,7 @@ napoleon_numpy_docstring = True
 
 html_theme = "pydata_sphinx_theme"
 html_title = "futhark-lab"
-html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2, "header_links_before_dropdown": 6}
 
 
 def _raw_html_anchors(app, doctree) -> None:
