@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the documentation site (docs/, Sphinx + MyST + myst-nb) into docs/_build/html with warnings as errors.
 # The notebooks are executed on the CPU during the build (notebook 05 needs a GPU and is not); their results are
-# cached in docs/_build/.jupyter_cache, so a second build is quick.  Needs the `docs` extra (scripts/setup.sh).
+# cached in docs/_build/.jupyter_cache per notebook text, so a second build is quick (after changing futhark_lab, pass
+# -D nb_execution_mode=force to run them again).  Needs the `docs` extra (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
