@@ -26,7 +26,8 @@ def test_other_skip(): pass
 def _pytest(tmp_path, text: str, **env) -> subprocess.CompletedProcess:
     shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
     (tmp_path / "test_tiny.py").write_text(text)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "markers=gpu: x",
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
+                           "markers=gpu: x\nother_futhark: y",
                            str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **env})
 
@@ -40,6 +41,13 @@ def test_strict_mode_fails_on_a_skip_that_is_not_for_a_gpu(tmp_path):
 def test_strict_mode_allows_gpu_skips(tmp_path):
     out = _pytest(tmp_path, TESTS, FUTHARK_LAB_STRICT="1")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_strict_mode_allows_skips_for_a_second_futhark_version(tmp_path):
+    other = '\n@pytest.mark.other_futhark\n@pytest.mark.skip(reason="needs futhark 0.27.1")\ndef test_other(): pass\n'
+    out = _pytest(tmp_path, TESTS + other, FUTHARK_LAB_STRICT="1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 skipped" in out.stdout
 
 
 def test_without_strict_mode_any_skip_is_allowed(tmp_path):

@@ -1,4 +1,4 @@
-"""The explorer rendered in a real browser: Voilà serves notebooks/04-explorer.ipynb, headless Chromium opens it,
+"""The explorer rendered in a real browser: Voilà serves notebooks/04-explorer.ipynb, headless Chromium (driven by Playwright) opens it,
 and the screenshot must show the widgets and the plot the sweep produced."""
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import socket
 import numpy as np
 import pytest
 
-from .browser import Browser, chromium, free_port
+from .chromium import free_port, needs_chromium, page, wait_until
 from .conftest import ROOT, needs_futhark
 
-pytestmark = [needs_futhark, pytest.mark.slow,
-              pytest.mark.skipif(chromium() is None, reason="chromium is not installed (scripts/setup.sh installs it)")]
+pytestmark = [needs_futhark, pytest.mark.slow, needs_chromium]
 voila = pytest.importorskip("voila", reason="voila is not installed (pip install voila)")
-pytest.importorskip("websocket", reason="websocket-client is not installed")
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
 
 
 @pytest.fixture
@@ -51,21 +50,19 @@ def voila_server():
 
 def test_explorer_renders_with_its_plot(voila_server, tmp_path):
     from PIL import Image
-    b = Browser(1280, 1400)
-    try:
-        b.goto(voila_server)
-        # Voilà runs the notebook server-side; the plot arrives as an <img> inside the widget's output area
-        ok = b.wait_for("Array.from(document.querySelectorAll('img')).some(i => i.naturalWidth > 300) && "
-                        "document.querySelectorAll('select').length >= 3", timeout=240)
+    with page(1280, 1400) as b:
+        # Voilà streams the page while it runs the notebook server-side: do not wait for its load event
+        b.goto(voila_server, wait_until="commit", timeout=60_000)
+        # the plot arrives as an <img> inside the widget's output area
+        ok = wait_until(b, "Array.from(document.querySelectorAll('img')).some(i => i.naturalWidth > 300) && "
+                           "document.querySelectorAll('select').length >= 3", timeout_s=240)
         has_widgets = b.evaluate("document.querySelectorAll('select, .widget-dropdown, .widget-select-multiple')"
                                  ".length")
         classes = b.evaluate("Array.from(new Set(Array.from(document.querySelectorAll('[class*=widget]'))"
                              ".map(e => e.className))).slice(0, 15).join(' | ')")
-        text = b.evaluate("document.body.innerText") or ""
+        text = b.evaluate("document.body ? document.body.innerText : ''") or ""
         png = tmp_path / "explorer.png"
-        b.screenshot(png)
-    finally:
-        b.close()
+        b.screenshot(path=str(png), full_page=True)
     import os
     if os.environ.get("FUTHARK_LAB_SCREENSHOTS"):  # keep the picture (results/ has the committed one)
         shutil.copy(png, os.path.join(os.environ["FUTHARK_LAB_SCREENSHOTS"], "explorer_voila.png"))

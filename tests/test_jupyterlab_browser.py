@@ -1,7 +1,7 @@
 """A new user's path in a real JupyterLab in a real browser: JupyterLab (from this environment, with futhark-lab's
-prebuilt extension) on loopback, headless Chromium opens a notebook, runs a ``%%futhark`` cell with two entry points
-and a sweep of both against NumPy and PyTorch, and the outputs, the figure (no ``%matplotlib inline``) and the
-cell's Futhark highlighting are checked on the rendered page."""
+prebuilt extension) on loopback, headless Chromium (driven by Playwright) opens a notebook, runs a ``%%futhark`` cell
+with two entry points and a sweep of both against NumPy and PyTorch, and the outputs, the figure (no
+``%matplotlib inline``) and the cell's Futhark highlighting are checked on the rendered page."""
 
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ import urllib.request
 import numpy as np
 import pytest
 
-from .browser import Browser, chromium, free_port
+from .chromium import free_port, needs_chromium, page, wait_until
 from .conftest import ROOT, needs_futhark
 
-pytestmark = [needs_futhark, pytest.mark.slow,
-              pytest.mark.skipif(chromium() is None, reason="chromium is not installed (scripts/setup.sh installs it)")]
+pytestmark = [needs_futhark, pytest.mark.slow, needs_chromium]
 pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip install -e .[notebook])")
-pytest.importorskip("websocket", reason="websocket-client is not installed")
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
 
 FUTHARK_CELL = """%%futhark --backend c --name mine
 -- | Dot product: the user's own kernel.
@@ -116,24 +115,22 @@ JS_STATE = f"""(() => {{
 def test_own_kernel_in_jupyterlab(jupyterlab, tmp_path):
     from PIL import Image
     url, work, log = jupyterlab
-    b = Browser(1400, 2600)
-    try:
-        b.goto(url)
-        ready = b.wait_for(f"window.jupyterapp && {NB} && {NB}.content.widgets.length === 4 && "
+    with page(1400, 2600) as b:
+        b.goto(url, wait_until="commit", timeout=60_000)
+        ready = wait_until(b, f"window.jupyterapp && {NB} && {NB}.content.widgets.length === 4 && "
                            f"{NB}.sessionContext.session && {NB}.sessionContext.session.kernel && "
-                           f"{NB}.sessionContext.session.kernel.status === 'idle'", timeout=120)
+                           f"{NB}.sessionContext.session.kernel.status === 'idle'", timeout_s=120)
         assert ready, "JupyterLab did not open the notebook with an idle kernel:\n" + log.read_text()[-3000:]
         b.evaluate(f"jupyterapp.shell.activateById({NB}.id)")
-        b.evaluate("jupyterapp.commands.execute('notebook:run-all-cells')")
-        done = b.wait_for(f"{NB}.content.widgets.every(c => c.model.executionCount) && "
-                          f"{NB}.sessionContext.session.kernel.status === 'idle'", timeout=240)
+        # `void`: do not wait on the command's promise here; the condition below says when the cells have run
+        b.evaluate("void jupyterapp.commands.execute('notebook:run-all-cells')")
+        done = wait_until(b, f"{NB}.content.widgets.every(c => c.model.executionCount) && "
+                          f"{NB}.sessionContext.session.kernel.status === 'idle'", timeout_s=240)
         b.evaluate(f"{NB}.content.activeCellIndex = 1")
         time.sleep(1.0)  # let the editors and the image finish painting
         state = json.loads(b.evaluate(JS_STATE))
         png = tmp_path / "jupyterlab_futhark.png"
-        b.screenshot(png)
-    finally:
-        b.close()
+        b.screenshot(path=str(png), full_page=True)
     if os.environ.get("FUTHARK_LAB_SCREENSHOTS"):  # keep the picture (results/screenshots has the committed one)
         shutil.copy(png, os.path.join(os.environ["FUTHARK_LAB_SCREENSHOTS"], "jupyterlab_futhark.png"))
     outs = "\n---\n".join(c["out"] for c in state)
