@@ -94,3 +94,13 @@ def resolve(tuning: TuningLike) -> tuple[dict[str, int], str | None]:
         return dict(tuning), "(dict)"
     raise TypeError(f"tuning must be a tuning file's path or a dict of parameter name -> integer, got "
                     f"{type(tuning).__name__}")
+
+
+def label(tuning: TuningLike) -> str:
+    """What a row says about its tuning, in futhark bench's words: ``(using prog.fut.tuning)``, ``(no tuning
+    file)``, or ``(dict)`` for parameters given in code."""
+    if tuning is None or (isinstance(tuning, Mapping) and not tuning):
+        return NO_TUNING
+    if isinstance(tuning, (str, os.PathLike)):
+        return f"(using {Path(tuning).name})"
+    return "(dict)"

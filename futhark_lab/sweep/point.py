@@ -129,6 +129,8 @@ class PointRunner:
                 version = getattr(getattr(getattr(module, "build", None), "futhark", None), "version_str", None)
                 if version:
                     row["futhark_version"] = version
+                from ..builder.tuning import label as tuning_label
+                row["tuning"] = tuning_label(impl.options.get("tuning"))
             rows.append(row)
         return rows
 
