@@ -50,12 +50,14 @@ def parse_futharks(text: str | None) -> list[str | None]:
                          "the usual one)")
     from ..builder.toolchain import find_futhark
     from ..errors import FutharkNotFound
-    for f in out:
-        if f is not None:
-            try:
+    try:
+        for f in out:
+            if f is not None:
                 find_futhark(f)
-            except FutharkNotFound as exc:
-                raise SystemExit(f"error: --futhark: {exc}") from None
+        if len(out) > 1:   # compared: every implementation's label names its compiler's version
+            out = [f if f is not None else find_futhark().path for f in out]
+    except FutharkNotFound as exc:
+        raise SystemExit(f"error: --futhark: {exc}") from None
     return out
 
 
