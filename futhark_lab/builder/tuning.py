@@ -92,6 +92,10 @@ def resolve(tuning: TuningLike) -> tuple[dict[str, int], str | None]:
         return read_tuning_file(p), str(p.resolve())
     if isinstance(tuning, Mapping):
         return dict(tuning), "(dict)"
+    try:                                  # (name, value) pairs, as dict() takes them
+        return dict(tuning), "(dict)"
+    except (TypeError, ValueError):
+        pass
     raise TypeError(f"tuning must be a tuning file's path or a dict of parameter name -> integer, got "
                     f"{type(tuning).__name__}")
 
