@@ -258,6 +258,11 @@ def test_sweep_tuning_dimension(tmp_path, threshold):
     assert len(df) == 4 and df["correct"].all()
     by = df.set_index(["impl", "size"])["tuning"]
     assert by[("futhark-opencl", 200)] == NO_TUNING and by[("futhark-opencl+tuned", 20000)] == "(using t.tuning)"
+    tuned = df[df["impl"] == "futhark-opencl+tuned"]
+    assert all(tp == {threshold: 5} for tp in tuned["tuning_params"])
+    from futhark_lab.view.report import report
+    html = report(df, tmp_path / "rep.html").read_text()
+    assert "Compilers and tuning" in html and f"{threshold}=5" in html
 
 
 @needs_futhark
