@@ -84,6 +84,7 @@ def _backend_setup(backend: str, fut, workdir: Path) -> tuple[str | None, list[s
         cflags, libs = c_flags(backend, fut, workdir)
         extra = [f for f in cflags if f.startswith(("-I", "-include")) or f.endswith(".h")]
         extra += [f for f in libs if f.startswith("-L")]
+        extra += [f"-Wl,-rpath,{f[2:]}" for f in libs if f.startswith("-L") and "stubs" not in f]   # the executable
         if extra:
             env["CFLAGS"] = " ".join([os.environ.get("CFLAGS", "-O3 -std=c99"), *extra])
     return platform, opts, env
