@@ -13,7 +13,7 @@ from .errors import (
 from .runtime.frontdoor import compile
 from .version import __version__
 
-__all__ = ["compile", "sweep", "compare", "report", "explore", "doctor", "FutharkError", "FutharkCompileError",
+__all__ = ["compile", "sweep", "compare", "report", "explore", "doctor", "tune", "FutharkError", "FutharkCompileError",
            "FutharkNotFound", "FutharkOutOfMemory", "BackendUnavailable", "FutharkLabError", "__version__"]
 
 
@@ -31,6 +31,9 @@ def __getattr__(name: str):
     if name == "explore":
         from .view.widgets import explore
         return explore
+    if name == "tune":   # futhark autotune, then default against tuned (bench.tune)
+        from .bench.tune import tune
+        return tune
     if name == "doctor":
         from .runtime.doctor import doctor
         return doctor

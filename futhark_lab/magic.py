@@ -21,7 +21,7 @@ from .errors import BackendUnavailable, FutharkCompileError, FutharkLabError
 
 DEFAULT_NAME = "fut"
 _CONFIG_KEYS = {"backend", "device", "platform", "name", "verbose", "threads", "unified_memory", "profiling",
-                "option"}
+                "option", "tuning", "futhark"}
 
 
 class CellFailed(Exception):
@@ -54,7 +54,7 @@ class FutharkMagics(Magics):
         """Notebook-wide defaults for %%futhark, e.g. ``%futhark_config backend=cuda device=#0``.
 
         Keys: backend, device, platform, name, verbose, threads, unified_memory, profiling, option (repeatable
-        compiler option).  With no arguments, show the current defaults; ``reset`` clears them.
+        compiler option), tuning (a tuning file), futhark (a compiler path).  With no arguments, show the current defaults; ``reset`` clears them.
         """
         words = shlex.split(line)
         if not words:
@@ -93,6 +93,10 @@ class FutharkMagics(Magics):
     @argument("-p", "--platform", default=None, help="OpenCL platform: name substring or #k")
     @argument("-t", "--threads", type=int, default=None, help="threads for the multicore backend")
     @argument("--profiling", action="store_true", default=None, help="enable the runtime's profiling report")
+    @argument("--tuning", default=None, metavar="FILE",
+              help="a tuning file (name=value lines, as futhark autotune writes prog.fut.tuning)")
+    @argument("--futhark", default=None, metavar="PATH", help="the futhark compiler to build with (default: $FUTHARK, "
+              "then PATH)")
     @argument("-O", "--option", action="append", default=None,
               help="compiler option passed through to futhark (repeatable), e.g. -O=--safe")
     @argument("-v", "--verbose", action="store_true", default=None,
@@ -131,7 +135,8 @@ class FutharkMagics(Magics):
                               device=args.device or d.get("device"), platform=args.platform or d.get("platform"),
                               num_threads=args.threads or d.get("threads"),
                               profiling=bool(args.profiling if args.profiling is not None else d.get("profiling")),
-                              unified_memory=bool(d.get("unified_memory", False)))
+                              unified_memory=bool(d.get("unified_memory", False)),
+                              tuning=args.tuning or d.get("tuning"), futhark=args.futhark or d.get("futhark"))
         except FutharkCompileError as exc:
             raise CellFailed(f"Futhark compilation failed ({exc.stage}):\n{exc.message}") from None
         except BackendUnavailable as exc:
@@ -149,5 +154,6 @@ class FutharkMagics(Magics):
         took = time.perf_counter() - t0
         hit = "cache hit" if module.build.cache_hit else "compiled"
         entries = ", ".join(module.entry_points)
-        print(f"{name} = futhark {backend} module ({hit} in {took * 1e3:.0f} ms); entry points: {entries}")
+        tuned = f"; tuning: {module.tuning_source}" if module.tuning_source else ""
+        print(f"{name} = futhark {backend} module ({hit} in {took * 1e3:.0f} ms); entry points: {entries}{tuned}")
         return None

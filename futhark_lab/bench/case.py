@@ -54,7 +54,14 @@ def _memory(module: Any) -> dict:
 
 
 def _measure_case(run_id, name, path, key, entry, run, backends, modules, setup_s, reference, policy, rounds,
-                  check, compile_options, idle_s=0.0) -> list[dict]:
+                  check, compile_options, idle_s=0.0, variants=None) -> list[dict]:
+    """``backends``: keys of ``modules``; a plain backend name, or a ``bench.variants.Variant`` key (tuning,
+    compiler) whose row fields come from ``variants``."""
+    def label(b: str) -> dict:
+        if variants and b in variants:
+            return variants[b].row()
+        return {"impl": f"futhark-{b}", "backend": b}
+
     base = {"run_id": run_id, "kernel": key, "program": name, "entry": entry, "dataset": run.description,
             "kind": "futhark", "resident": True, "tags": list(run.tags), "source": "futhark-lab",
             "flops": math.nan, "timestamp": time.time()}
@@ -65,7 +72,7 @@ def _measure_case(run_id, name, path, key, entry, run, backends, modules, setup_
         if check and run.expected.kind == "values":
             expected = ds.load(run.expected.values, directory)
     except SpecError as exc:
-        return [{**base, "impl": f"futhark-{b}", "backend": b, "error": f"SpecError: {exc}", "device": ""}
+        return [{**base, **label(b), "error": f"SpecError: {exc}", "device": ""}
                 for b in backends]
     size = int(sum(np.size(v) for v in inputs))
     dtype = ",".join(dict.fromkeys(ds.NAME[np.asarray(v).dtype] for v in inputs)) or "none"
@@ -108,7 +115,7 @@ def _measure_case(run_id, name, path, key, entry, run, backends, modules, setup_
                 firsts[b] = m
     rows = []
     for b in backends:
-        row = {**base, "impl": f"futhark-{b}", "backend": b, "setup_s": setup_s.get(b, math.nan)}
+        row = {**base, **label(b), "setup_s": setup_s.get(b, math.nan)}
         p = prepared[b]
         if isinstance(p, Exception):
             row.update(error=f"{type(p).__name__}: {p}", device="", correct=None)

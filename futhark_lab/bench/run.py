@@ -23,6 +23,7 @@ from ..measure.store import RunStore, load_run, new_run_id
 from ..measure.timing import Policy
 from .case import _measure_case
 from .spec import ProgramSpec, SpecError, TestRun, excluded, program_key, read
+from .variants import AUTO, make_variants
 
 #: What futhark bench does by default (at least 10 runs and 0.5 s); futhark-lab's own stopping rule on top.
 DEFAULT_POLICY = Policy(min_samples=10, min_time_s=0.5, max_time_s=3.0, max_noise=0.01)
@@ -70,6 +71,8 @@ def bench(
     idle_s: float = 0.0,
     cluster: Any = None,
     exclusive: str = "host",
+    tuning: Any = AUTO,
+    futhark: Any = None,
 ):
     """Measure every dataset of ``program``'s ``-- ==`` blocks on each backend; return the run's DataFrame.
 
@@ -85,6 +88,12 @@ def bench(
     ``no_<backend>``, ``exclude`` tags; runs expecting an error).  ``idle_s`` leaves the device idle that long
     before every run, untimed: futhark bench's pipe round trips to its server leave ~30 µs between runs, which makes
     calls of a few tens of µs on a GPU measurably slower than back-to-back ones (benchmarks/gpu_p4.py).
+
+    ``tuning``: ``"auto"`` (as futhark bench: ``prog.fut.tuning`` when it exists), ``None`` (none, as ``futhark
+    bench --no-tuning``), a tuning file, a dict, or a list of these to compare them (e.g. ``[None, "auto"]``:
+    default against tuned).  ``futhark``: a compiler path, or a list of them to compare compilers.  Every backend ×
+    compiler × tuning is one ``impl`` (``futhark-cuda@0.27.1+tuned``); each row records ``tuning`` (``(using
+    prog.fut.tuning)`` or ``(no tuning file)``), ``tuning_params`` and ``futhark_version``.
     """
     from tqdm.auto import tqdm
 
@@ -105,18 +114,26 @@ def bench(
         raise SpecError(f"{name}: no datasets for entry point {entry!r} (its blocks name: "
                         f"{', '.join(spec.entries()) or 'none'})")
     policy = policy or DEFAULT_POLICY
+    variants = {v.key: v for v in make_variants(path, backends, tuning, futhark)}
+    if cluster is not None and len({v.backend for v in variants.values()}) != len(variants):
+        raise ValueError("comparing tunings or compilers runs in one process (their builds are made here); drop "
+                         "the cluster (--workers/--scheduler) or compare one tuning and compiler at a time")
     run_id = run_id or new_run_id("bench")
     store = RunStore(run_id, Path(results) if results is not None else None)
     store.write_environment({**environment(), "method": {**dataclasses.asdict(policy), "rounds": rounds,
                                                           "source": "futhark-lab bench", "program": name,
                                                           "idle_s": idle_s}})
-    done = {(r.get("kernel"), r.get("dataset"), r.get("backend")) for r in store.rows()}
+    done = {(r.get("kernel"), r.get("dataset"), r.get("impl")) for r in store.rows()}
     per_round = dataclasses.replace(policy, cold=False, min_time_s=policy.min_time_s / rounds,
                                     max_time_s=policy.max_time_s / rounds,
                                     min_samples=max(3, policy.min_samples // rounds),
                                     max_samples=max(3, policy.max_samples // rounds), max_noise=0.0)
 
-    plans = {b: plan(spec, name, b, entry, exclude) for b in backends}
+    plans = {k: plan(spec, name, v.backend, entry, exclude) for k, v in variants.items()}
+    if progress:
+        for k, v in variants.items():
+            comp = f", futhark {v.futhark_version}" if v.futhark is not None else ""
+            print(f"futhark-lab bench [{k}]: {name} {v.tuning_label}{comp}")
     for b, (_, skipped) in plans.items():
         for s in skipped:
             if progress:
@@ -129,7 +146,7 @@ def bench(
                 if (program_key(name, e), r.description, b) not in done)
     if not any(todo for todo, _ in plans.values()):
         why = sorted({s for _, skipped in plans.values() for s in skipped})
-        raise SpecError(f"{name}: every dataset is skipped on {', '.join(backends)}: " + "; ".join(why[:5]))
+        raise SpecError(f"{name}: every dataset is skipped on {', '.join(variants)}: " + "; ".join(why[:5]))
     modules: dict[str, Any] = {}
     setup_s: dict[str, float] = {}
     reference: dict[str, Any] = {}
@@ -138,7 +155,7 @@ def bench(
     work = []   # (entry, dataset, its TestRun, program key, backends still to measure)
     for (e, desc), run in cases.items():
         key = program_key(name, e)
-        todo = [b for b in backends if any((x, y.description) == (e, desc) for x, y in plans[b][0])
+        todo = [b for b in variants if any((x, y.description) == (e, desc) for x, y in plans[b][0])
                 and (key, desc, b) not in done]
         if todo:
             work.append((e, desc, run, key, todo))
@@ -146,6 +163,9 @@ def bench(
     def record(rows: list[dict]) -> None:
         nonlocal finished
         for row in rows:
+            if "tuning" not in row:   # rows from a cluster's workers: one variant per backend
+                v = next(v for v in variants.values() if v.backend == row.get("backend"))
+                row.update(v.row())
             store.append(row)
             bar.update(1)
             finished += 1
@@ -157,8 +177,12 @@ def bench(
             run_distributed,  # Dask: its own module, with the install hint
         )
         try:
-            run_distributed(cluster, path, name, work, dict(run_id=run_id, per_round=per_round, rounds=rounds,
-                                                            check=check, compile_options=compile_options or {},
+            one = next(iter(variants.values()))
+            by_backend = [(e, d, r, k, [variants[b].backend for b in todo]) for e, d, r, k, todo in work]
+            run_distributed(cluster, path, name, by_backend, dict(run_id=run_id, per_round=per_round, rounds=rounds,
+                                                            check=check,
+                                                            compile_options={**(compile_options or {}),
+                                                                             **one.compile_kwargs()},
                                                             idle_s=idle_s), record, exclusive,
                             run_dir=store.dir)
         finally:
@@ -170,13 +194,14 @@ def bench(
                 if b not in modules:
                     t0 = time.perf_counter()
                     try:
-                        modules[b] = fcompile(path, backend=b, **(compile_options or {}))
+                        modules[b] = fcompile(path, backend=variants[b].backend,
+                                              **{**(compile_options or {}), **variants[b].compile_kwargs()})
                     except Exception as exc:  # noqa: BLE001 - recorded per dataset, as sweeps record it
                         modules[b] = exc
                     setup_s[b] = time.perf_counter() - t0
             t_start = time.time()
             rows = _measure_case(run_id, name, path, key, e, run, todo, modules, setup_s, reference, per_round,
-                                 rounds, check, compile_options, idle_s)
+                                 rounds, check, compile_options, idle_s, variants)
             for row in rows:
                 row.update(t_start=t_start, t_end=time.time())
             record(rows)

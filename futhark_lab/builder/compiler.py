@@ -73,12 +73,14 @@ def compile_program(
     verbose: bool = False,
     link: bool = True,
     timeout: float | None = None,
+    futhark: str | os.PathLike | None = None,
 ) -> Build:
     """Compile ``source`` for ``backend`` into the build cache and return the Build (a cache hit if unchanged).
 
     ``base_dir`` is where relative ``import``s resolve for source text (default: the current directory).
     ``link=False`` stops after compiling the generated C to an object file (to check generated code on a machine
-    without the backend's runtime libraries).
+    without the backend's runtime libraries).  ``futhark``: which compiler (a path; default: ``find_futhark``'s
+    choice); its version is part of the cache key, so two compilers never share a build.
     """
     if backend not in ALL_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)}")
@@ -91,9 +93,12 @@ def compile_program(
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         shown = source_name or "<futhark source>"
     generated: Path | None = None
+    wanted = futhark
     try:
-        futhark = find_futhark()
+        futhark = find_futhark(wanted)
     except FutharkNotFound:
+        if wanted is not None:
+            raise
         generated = find_generated(text, base, backend, options)
         if generated is None:
             raise

@@ -55,10 +55,12 @@ class FutharkCompiler:
         return self.version >= feature_version
 
 
-def find_futhark() -> FutharkCompiler:
-    """Locate futhark ($FUTHARK, then PATH, then the environment's own bin/ where scripts/setup.sh links the one it
-    installed, so an unactivated venv finds it too) and read its version; raise FutharkNotFound with the fix."""
-    explicit = os.environ.get("FUTHARK")
+def find_futhark(explicit: str | os.PathLike | None = None) -> FutharkCompiler:
+    """Locate futhark (``explicit``: a path or command name given by the caller, e.g. to compare two compilers;
+    else $FUTHARK, then PATH, then the environment's own bin/ where scripts/setup.sh links the one it installed, so
+    an unactivated venv finds it too) and read its version; raise FutharkNotFound with the fix."""
+    given = explicit is not None
+    explicit = os.fspath(explicit) if given else os.environ.get("FUTHARK")
     if explicit:
         path = shutil.which(explicit)
     else:
@@ -66,7 +68,8 @@ def find_futhark() -> FutharkCompiler:
     if path:
         path = os.path.abspath(path)  # futhark runs with the source's directory as its cwd
     if not path:
-        where = (f"$FUTHARK={explicit!r} is not an executable" if explicit
+        where = (f"futhark={explicit!r} is not an executable" if given else
+                 f"$FUTHARK={explicit!r} is not an executable" if explicit
                  else f"no `futhark` on PATH nor in {_environment_bin()}")
         raise FutharkNotFound(f"futhark compiler not found ({where}). {INSTALL_HINT}")
     st = os.stat(path)

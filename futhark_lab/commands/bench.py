@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_cluster_arguments, cluster_from_args, working_backends
+from .common import add_cluster_arguments, cluster_from_args, parse_futharks, working_backends
 
 
 def main(a) -> int:
@@ -23,15 +23,24 @@ def main(a) -> int:
         raise SystemExit(f"error: --idle-us must be microseconds from 0 to 10,000,000, got {a.idle_us}")
     policy = dataclasses.replace(DEFAULT_POLICY, max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time),
                                  min_samples=a.runs)
+    futharks = parse_futharks(a.futhark)
+    if a.no_tuning and a.tuning:
+        raise SystemExit("error: give --tuning FILE,... or --no-tuning, not both")
+    tuning = None if a.no_tuning else "auto" if not a.tuning else [
+        None if t == "none" else "auto" if t == "auto" else t for t in a.tuning.split(",") if t]
+    from ..builder.tuning import TuningFileError
     cluster, close = cluster_from_args(a)
     try:
         df = bench(a.program, backends, entry=a.entry, exclude=tuple(a.exclude or ()), run_id=a.run_id,
                    results=a.results, policy=policy, progress=not a.quiet, idle_s=a.idle_us * 1e-6,
-                   cluster=cluster, exclusive=a.exclusive)
+                   cluster=cluster, exclusive=a.exclusive, tuning=tuning,
+                   futhark=futharks if len(futharks) > 1 else futharks[0])
+    except (TuningFileError, TypeError) as exc:
+        raise SystemExit(f"error: {exc}") from None
     finally:
         close()
-    cols = [c for c in ("kernel", "dataset", "impl", "time_s_median", "time_s_mean", "n", "memory_bytes", "correct",
-                        "error") if c in df]
+    cols = [c for c in ("kernel", "dataset", "impl", "futhark_version", "tuning", "time_s_median", "time_s_mean",
+                        "n", "memory_bytes", "correct", "error") if c in df]
     if len(df):
         import pandas as pd
         shown = df[cols].copy()
@@ -57,6 +66,12 @@ def add(sub) -> None:
                                    "with an HTML report.")
     p.add_argument("program", help="a .fut file with `-- ==` blocks")
     p.add_argument("--backends", help="comma-separated futhark backends (default: those that work here)")
+    p.add_argument("--tuning", metavar="FILE,...",
+                   help="tuning file(s) to use; several (and 'none' for the defaults, 'auto' for prog.fut.tuning) are "
+                        "compared side by side (default: prog.fut.tuning when it exists, as futhark bench)")
+    p.add_argument("--no-tuning", action="store_true", help="use no tuning file (futhark bench --no-tuning)")
+    p.add_argument("--futhark", metavar="PATH,...",
+                   help="futhark compilers to compare ('default' for the usual one): each row names its version")
     p.add_argument("-e", "--entry", help="only this entry point (futhark bench --entry-point)")
     p.add_argument("--exclude", action="append", metavar="TAG",
                    help="skip datasets with this tag (repeatable; nobench, disable and no_<backend> always are)")

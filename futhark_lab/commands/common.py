@@ -35,8 +35,34 @@ def parse_sizes(text: str | None) -> list[int] | None:
         raise SystemExit(f"error: --sizes {text!r}: expected numbers separated by commas") from None
 
 
+def parse_futharks(text: str | None) -> list[str | None]:
+    """``--futhark PATH,...``: compilers to compare; ``default`` is the one found as usual ($FUTHARK, then PATH)."""
+    if not text:
+        return [None]
+    out: list[str | None] = []
+    for w in text.split(","):
+        w = w.strip()
+        if not w:
+            continue
+        out.append(None if w == "default" else w)
+    if not out:
+        raise SystemExit(f"error: --futhark {text!r}: give compiler paths separated by commas ('default' for "
+                         "the usual one)")
+    from ..builder.toolchain import find_futhark
+    from ..errors import FutharkNotFound
+    try:
+        for f in out:
+            if f is not None:
+                find_futhark(f)
+        if len(out) > 1:   # compared: every implementation's label names its compiler's version
+            out = [f if f is not None else find_futhark().path for f in out]
+    except FutharkNotFound as exc:
+        raise SystemExit(f"error: --futhark: {exc}") from None
+    return out
+
+
 def implementations(backends: list[str], torch_devices: list[str], numpy: bool, copy: bool, kernel,
-           pinned: bool = False) -> list:
+           pinned: bool = False, futharks: list[str | None] = (None,)) -> list:
     from ..builder.toolchain import ALL_BACKENDS
     from ..sweep.impls.futhark import futhark
     from ..sweep.impls.numpy_cpu import numpy_impl
@@ -46,11 +72,12 @@ def implementations(backends: list[str], torch_devices: list[str], numpy: bool, 
     for b in backends:
         if b not in ALL_BACKENDS:
             raise SystemExit(f"error: unknown backend {b!r}; choose from {', '.join(ALL_BACKENDS)}")
-        impls.append(futhark(b))
-        if copy:
-            impls.append(futhark(b, resident=False))
-        if copy and pinned and b == "cuda":  # what a careful user pays: the copy from page-locked memory
-            impls.append(futhark(b, resident=False, pinned=True))
+        for f in futharks:
+            impls.append(futhark(b, futhark=f))
+            if copy:
+                impls.append(futhark(b, resident=False, futhark=f))
+            if copy and pinned and b == "cuda":  # what a careful user pays: the copy from page-locked memory
+                impls.append(futhark(b, resident=False, pinned=True, futhark=f))
     for dev in torch_devices:
         for variant in kernel.torch:
             impls.append(torch(dev, None if variant == "default" else variant))

@@ -9,6 +9,7 @@ from .common import (
     cluster_from_args,
     implementations,
     load_suite,
+    parse_futharks,
     parse_sizes,
     print_summary,
     torch_devices,
@@ -28,7 +29,8 @@ def main(a) -> int:
                          "use the Python API (futhark_lab.sweep with a Kernel) for other programs")
     backends = [b for b in a.backends.split(",") if b] if a.backends else working_backends(
         ("c", "multicore", "opencl", "cuda"), a.quiet)
-    impls = implementations(backends, torch_devices(a.torch), not a.no_numpy, a.copy, kernel, a.pinned)
+    impls = implementations(backends, torch_devices(a.torch), not a.no_numpy, a.copy, kernel, a.pinned,
+                            parse_futharks(a.futhark))
     policy = Policy(max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time), max_noise=a.noise, cold=a.cold)
     cluster, close = cluster_from_args(a)
     try:
@@ -49,6 +51,9 @@ def add(sub) -> None:
                                    "to results/<run-id>/points.jsonl and an HTML report.")
     p.add_argument("source", help="a suite kernel's .fut file (e.g. kernels/sum_squares.fut) or its name")
     p.add_argument("--backends", help="comma-separated futhark backends (default: those that work here)")
+    p.add_argument("--futhark", metavar="PATH,...",
+                   help="futhark compilers to compare (e.g. default,/opt/futhark-0.27.1/bin/futhark): one "
+                        "implementation per backend and compiler, labelled @<version>")
     p.add_argument("--sizes", help="LO:HI[:PER_DECADE] (e.g. 1e3:1e8) or a comma list (default: the kernel's)")
     p.add_argument("--dtypes", help="comma-separated dtypes, e.g. f32,f64 (default: the kernel's)")
     p.add_argument("--torch", help="PyTorch devices, e.g. cpu,cuda (default: all available; '' for none)")

@@ -181,6 +181,13 @@ class Context:
         return [self.ffi.string(lib.futhark_get_tuning_param_name(i)).decode()
                 for i in range(lib.futhark_get_tuning_param_count())]
 
+    def tuning_classes(self) -> dict[str, str]:
+        """name -> futhark's class of the parameter (``threshold(...)``, ``thread_block_size``, ``grid_size``, ...)."""
+        lib = self.lib
+        return {self.ffi.string(lib.futhark_get_tuning_param_name(i)).decode():
+                self.ffi.string(lib.futhark_get_tuning_param_class(i)).decode()
+                for i in range(lib.futhark_get_tuning_param_count())}
+
     @staticmethod
     def _release(lib, handle, cfg, values, lock) -> None:
         with lock:

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 from ..builder.cache import Build
 from ..builder.compiler import compile_program
 from ..builder.toolchain import ALL_BACKENDS, GPU_BACKENDS, PY_BACKENDS
+from ..builder.tuning import resolve as resolve_tuning
 from . import guards
 from .context import ContextOptions
 from .module import FutharkModule
@@ -29,12 +30,13 @@ def compile(
     unified_memory: bool = False,
     profiling: bool = False,
     logging: bool = False,
-    tuning: dict[str, int] | None = None,
+    tuning: dict[str, int] | str | os.PathLike | None = None,
     cache_file: str | None = None,
     num_threads: int | None = None,
     build_options: list[str] | tuple[str, ...] = (),
     probe: bool = True,
     timeout: float | None = None,
+    futhark: str | os.PathLike | None = None,
 ) -> Any:
     """Compile a Futhark program for ``backend`` and load it.
 
@@ -42,8 +44,10 @@ def compile(
     ispc, python, pyopencl, or ``"auto"`` (the best backend that works here, chosen by ``doctor``).  Unchanged
     programs come from the build cache.  Context options: ``device`` (name substring or ``"#k"``), ``platform``
     (OpenCL), ``unified_memory`` (CUDA/HIP; off by default so arrays are plain device memory), ``profiling`` (see
-    ``module.report()``), ``tuning`` parameters, a kernel ``cache_file`` for GPU backends, ``num_threads``
+    ``module.report()``), ``tuning`` (a dict of parameter -> value, or a tuning file such as the ``prog.fut.tuning``
+    futhark autotune writes; ``module.tuning()`` lists the parameters), a kernel ``cache_file`` for GPU backends, ``num_threads``
     (multicore).  ``timeout``: seconds each compiler run may take (default none; Ctrl-C always stops it).
+    ``futhark``: the compiler to build with (a path; default $FUTHARK, then PATH), e.g. to compare two versions.
     Returns a module whose attributes are the entry points.
     """
     if backend == "auto":
@@ -52,16 +56,25 @@ def compile(
     if backend not in ALL_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} or 'auto'")
     build_options = tuple(build_options)
+    tuning_values, tuning_source = resolve_tuning(tuning)
+    tuning_values = dict(guards.check_tuning(tuning_values))   # before compiling: a bad value fails fast
     build = compile_program(source, backend, options=options, force=force, base_dir=base_dir,
-                            source_name=name, verbose=verbose, timeout=timeout)
+                            source_name=name, verbose=verbose, timeout=timeout, futhark=futhark)
     if backend in ("opencl", "pyopencl"):
         if platform is None:
             platform = choose_opencl_platform(backend)
         build_options += pocl_workaround(platform, build_options, build.futhark.version)
     ctx_opts = ContextOptions(device=device, platform=platform, unified_memory=unified_memory, profiling=profiling,
-                              logging=logging, tuning=dict(guards.check_tuning(tuning or {})), cache_file=cache_file,
+                              logging=logging, tuning=tuning_values, cache_file=cache_file,
                               num_threads=num_threads, build_options=build_options, probe=probe)
-    module = load(build, ctx_opts)
+    try:
+        module = load(build, ctx_opts)
+    except ValueError as exc:
+        if tuning_source not in (None, "(dict)") and "tuning parameter" in str(exc):
+            raise ValueError(f"{exc} (from the tuning file {tuning_source}, for the {backend} backend: futhark "
+                             "autotune's files name one backend's build of one program)") from None
+        raise
+    module.tuning_source = tuning_source if tuning_values else None
     # what was compiled, so a sweep can build the same program for other backends (sweep.Kernel(source=module))
     is_path = isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
                                                   and source.endswith(".fut"))

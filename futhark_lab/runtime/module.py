@@ -122,6 +122,9 @@ class FutharkModule(ModuleBase):
     def tuning_parameters(self) -> list[str]:
         return self.context.tuning_parameters()
 
+    def _tuning_class(self, name: str) -> str:
+        return self.context.tuning_classes().get(name, "")
+
     def close(self) -> None:
         self.context.close()
 

@@ -19,6 +19,33 @@ class ModuleBase:
         raise TypeError("a compiled Futhark module holds a live context and cannot be pickled or copied; compile "
                         "the program again in the other process (the build cache makes that fast)")
 
+    #: where this module's tuning came from: a tuning file's path, ``"(dict)"``, or None (the compiler's defaults)
+    tuning_source: str | None = None
+
+    def tuning_parameters(self) -> list[str]:  # pragma: no cover - both kinds of module define it
+        raise NotImplementedError
+
+    def _tuning_class(self, name: str) -> str:
+        return ""
+
+    def tuning(self):
+        """This program's tuning parameters (incremental flattening's thresholds, block and grid sizes, ...) as a
+        DataFrame: ``name``, ``class`` (futhark's: threshold(...), thread_block_size, grid_size, ...), ``value``
+        (what this module's context was given, or None), ``default`` (what the runtime uses when none is given:
+        0 means "the runtime's choice for this class on this device", which futhark picks when the context starts)
+        and ``source`` (the tuning file or dict the value came from)."""
+        import pandas as pd
+        given = dict(getattr(self.options, "tuning", None) or {})
+        rows = []
+        for name in self.tuning_parameters():
+            cls = self._tuning_class(name)
+            rows.append({"name": name, "class": cls, "value": given.get(name),
+                         "default": f"runtime's choice for {cls.split('(')[0] or 'this parameter'} on this device",
+                         "source": self.tuning_source if name in given else None})
+        df = pd.DataFrame(rows, columns=["name", "class", "value", "default", "source"])
+        df["value"] = df["value"].astype("Int64")
+        return df
+
     def __getitem__(self, name: str) -> Any:
         try:
             return self.entry_points[name]

@@ -129,6 +129,13 @@ class PointRunner:
                 version = getattr(getattr(getattr(module, "build", None), "futhark", None), "version_str", None)
                 if version:
                     row["futhark_version"] = version
+                from ..builder.tuning import label as tuning_label
+                from ..builder.tuning import resolve as tuning_resolve
+                row["tuning"] = tuning_label(impl.options.get("tuning"))
+                try:
+                    row["tuning_params"] = tuning_resolve(impl.options.get("tuning"))[0] or None
+                except (OSError, ValueError, TypeError):   # the file changed since: the row's error says more
+                    row["tuning_params"] = None
             rows.append(row)
         return rows
 

@@ -116,3 +116,20 @@ def comparison_figure(cmp: pd.DataFrame) -> Figure:
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def tuning_figure(table: pd.DataFrame) -> Figure:
+    """Speed-up of the tuned program per dataset (``bench.tune``'s table): bars above 1 are faster tuned, below 1
+    slower; a setting tuned for some datasets can lose on others, and this shows where."""
+    fig = Figure(figsize=(max(5.0, 0.9 * len(table) + 2), 3.6), dpi=100)
+    ax = fig.subplots()
+    labels = [str(d) for d in table["dataset"]]
+    sp = table["speedup"].astype(float).to_numpy()
+    colours = ["C2" if v >= 1 else "C3" for v in np.nan_to_num(sp, nan=1.0)]
+    ax.bar(range(len(sp)), np.nan_to_num(sp, nan=0.0), color=colours)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks(range(len(sp)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("speed-up (default / tuned)")
+    ax.set_title("futhark autotune: tuned against default, per dataset")
+    fig.tight_layout()
+    return fig

@@ -180,8 +180,33 @@ def placement(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return where, out.reset_index()
 
 
-def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | None = None) -> Path:
-    """Write the self-contained HTML report of a run (DataFrame, run id, or results/<run_id> path); return its path."""
+TUNING_COLUMNS = [("impl", "implementation"), ("backend", "backend"), ("futhark_version", "futhark"),
+                  ("tuning", "tuning"), ("params", "tuning parameters")]
+TUNE_COLUMNS = [("kernel", "program"), ("dataset", "dataset"), ("size", "input elements"),
+                ("default_s", "default median (s)"), ("tuned_s", "tuned median (s)"), ("speedup", "speed-up"),
+                ("verdict", "verdict"), ("default_error", "default error"), ("tuned_error", "tuned error")]
+
+
+def tuning_used(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per implementation: its compiler version, tuning file and the parameters it set (empty when the
+    run has no Futhark rows that record them)."""
+    if "tuning" not in df or df["tuning"].isna().all():
+        return pd.DataFrame()
+    fut = df[df["tuning"].notna()]
+    rows = []
+    for impl, g in fut.groupby("impl", sort=False):
+        r = g.iloc[0]
+        params = r.get("tuning_params") if "tuning_params" in g else None
+        rows.append({"impl": impl, "backend": r.get("backend"), "futhark_version": r.get("futhark_version"),
+                     "tuning": r.get("tuning"),
+                     "params": ", ".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else ""})
+    return pd.DataFrame(rows)
+
+
+def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | None = None,
+           tuning_comparison: pd.DataFrame | None = None) -> Path:
+    """Write the self-contained HTML report of a run (DataFrame, run id, or results/<run_id> path); return its path.
+    ``tuning_comparison``: ``bench.tune``'s default-against-tuned table, shown first with its speed-up figure."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from ..measure.store import load_run, results_dir
@@ -199,6 +224,10 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
     if bench:
         from . import benchplots
     figs = [(name, _png(fig)) for name, fig in (benchplots.figures_for(df) if bench else figures_for(df))]
+    if tuning_comparison is not None and len(tuning_comparison):
+        from .benchplots import tuning_figure
+        figs.insert(0, ("speed-up of the tuned program per dataset", _png(tuning_figure(tuning_comparison))))
+    used = tuning_used(df)
     bd_cols = [("kernel", "kernel")] + ([("dataset", "dataset")] if bench else []) + [
                ("impl", "implementation"), ("size", "size"),
                ("setup_s", "build + context (s)"), ("first_call_s", "first call (s)"),
@@ -212,6 +241,8 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
         table=_table(df, BENCH_COLUMNS if bench else COLUMNS), breakdown=_table(df, bd_cols) if has_bd else "",
         bench_table=_table(benchplots.stats_frame(df), BENCH_STATS) if bench else "", comparison=False,
         placement=_table(where, PLACEMENT) if len(where) else "",
+        tuning=_table(used, TUNING_COLUMNS) if len(used) else "",
+        tune_table=_table(tuning_comparison, TUNE_COLUMNS) if tuning_comparison is not None else "",
         devices=_table(side, [(c, str(c)) for c in side.columns]) if len(side) else "",
         env_json=json.dumps(env, indent=2, default=str), version=__version__, noisy=NOISY,
         workers_json=json.dumps(df.attrs["workers"], indent=2, default=str) if df.attrs.get("workers") else "",

@@ -4,6 +4,8 @@ once per point (``resident``) or copied in by every call, CUDA flushes and event
 from __future__ import annotations
 
 import math
+import os
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +18,22 @@ KIND = "futhark"
 
 
 def futhark(backend: str, *, resident: bool = True, name: str | None = None, pinned: bool = False,
-            **compile_options) -> Impl:
-    label = name or f"futhark-{backend}" + ("" if resident else "+copy") + ("(pinned)" if pinned else "")
+            tuning: Any = None, futhark: str | os.PathLike | None = None, **compile_options) -> Impl:
+    """Futhark on ``backend``.  ``tuning``: a tuning file (``prog.fut.tuning`` from ``futhark autotune``) or a
+    dict, labelled ``+tuned``; ``futhark``: another compiler's path, labelled ``@<its version>``; so one sweep can
+    hold default and tuned, or two compilers, side by side (rows record ``tuning`` and ``futhark_version``)."""
+    suffix = ""
+    if futhark is not None:
+        from ...builder.toolchain import find_futhark
+        compiler = find_futhark(futhark)       # now: a wrong path fails here, not at every point
+        compile_options["futhark"] = compiler.path
+        suffix += f"@{compiler.version_str}"
+    if tuning is not None:
+        from ...builder.tuning import resolve
+        values, where = resolve(tuning)       # now: a missing file or a bad line fails here
+        compile_options["tuning"] = where if where != "(dict)" else values
+        suffix += "+tuned" if values else ""
+    label = name or f"futhark-{backend}" + suffix + ("" if resident else "+copy") + ("(pinned)" if pinned else "")
     return Impl(label, "futhark", backend, "cuda" if backend in ("cuda", "opencl", "pyopencl") and
                 compile_options.get("platform") not in ("pocl", "Portable") else "cpu",
                 resident, compile_options, pinned=pinned)
