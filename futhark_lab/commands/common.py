@@ -102,15 +102,40 @@ def cluster_from_args(a):
         raise SystemExit(f"error: {exc}") from None
 
 
+#: The per-point table is printed when a run has at most this many rows (the report always has it whole).
+TABLE_ROWS = 60
+
+
 def print_summary(df) -> None:
+    """The per-point table (for runs small enough to read), then the summary: the answer is the last thing shown."""
+    from ..view.summary import text
+
     cols = [c for c in ("kernel", "impl", "size", "dtype", "time_s_median", "gbps", "correct", "error") if c in df]
-    if len(df):
+    if 0 < len(df) <= TABLE_ROWS:
         import pandas as pd
         shown = df[cols].copy()
-        if "error" in shown:  # the first line of an error is enough here; the report has it whole
+        if "error" in shown:  # the first line of an error is enough here; failures are printed whole below
             shown["error"] = shown["error"].map(lambda e: "" if not isinstance(e, str) else e.splitlines()[0][:70])
-        with pd.option_context("display.width", 200, "display.max_rows", 80):
+        with pd.option_context("display.width", 200, "display.max_rows", TABLE_ROWS):
             print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    elif len(df):
+        print(f"({len(df)} points: the per-point table is in the report)")
+    print(text(df))
+
+
+def print_failures(df, what: str = "size") -> bool:
+    """Print to stderr, whole, the error of every (kernel, implementation) that failed at every point (a compile
+    error, a backend that does not work here); return whether there was one."""
+    if "error" not in df or not len(df):
+        return False
+    failed = False
+    for (kernel, impl), g in df.groupby(["kernel", "impl"], sort=False):
+        errs = g["error"]
+        if errs.map(lambda e: isinstance(e, str)).all():
+            failed = True
+            print(f"\nerror: {impl} failed at every {what} of {kernel}:\n{str(errs.iloc[0]).rstrip()}",
+                  file=sys.stderr)
+    return failed
 
 
 def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
