@@ -59,17 +59,46 @@ def implementations(backends: list[str], torch_devices: list[str], numpy: bool, 
     return impls
 
 
+#: The doctor's verdicts of this process, by backend (``working_backends`` fills it).
+STATUS: dict = {}
+
+
 def working_backends(candidates: tuple[str, ...], quiet: bool) -> list[str]:
-    from ..runtime.doctor import check_backend
+    """The backends that work here, each checked by the doctor (its words: ok with the device, or FAILS with
+    the cause; an OpenCL platform on the CPU is named as such)."""
+    from ..runtime.doctor import check_backend, describe
 
     ok = []
     for b in candidates:
-        s = check_backend(b)
+        s = STATUS[b] = check_backend(b)
         if not quiet:
-            print(f"  {b:10} {'ok: ' + s.device if s.works else 'skipped: ' + s.cause}", file=sys.stderr)
+            print(f"  {describe(s)}", file=sys.stderr)
         if s.works:
             ok.append(b)
     return ok
+
+
+def gpu_impls(impls: list) -> list:
+    """The implementations that run on a GPU here (a backend the doctor found on a CPU platform is not one)."""
+    from ..sweep.devicesizes import on_gpu
+    return [i for i in impls if on_gpu(i) and (i.kind != "futhark" or i.backend not in STATUS
+                                               or STATUS[i.backend].on_gpu)]
+
+
+def sweep_on_devices(kernel, impls: list, sizes: list[int], gpu_sizes: list[int], *, numpy_too: bool = True,
+                     **kw):
+    """Every implementation at ``sizes``; then the GPU's implementations (and NumPy, the baseline of the summary)
+    at ``gpu_sizes`` too, where a GPU shows its bandwidth and a CPU implementation would take minutes."""
+    from ..sweep.run import sweep
+
+    df = sweep(kernel, impls, sizes=sizes, **kw) if sizes else None
+    gpus = gpu_impls(impls)
+    if gpu_sizes and gpus:
+        extra = gpus + ([i for i in impls if i.kind == "numpy"] if numpy_too else [])
+        df = sweep(kernel, extra, sizes=gpu_sizes, **kw)
+    if df is None:
+        df = sweep(kernel, impls, sizes=sizes, **kw)
+    return df
 
 
 def torch_devices(want: str | None) -> list[str]:
