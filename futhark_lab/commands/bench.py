@@ -1,4 +1,4 @@
-"""`futhark-lab bench`: a program's "-- ==" datasets, as futhark bench runs them, on several backends."""
+"""`futhark-lab bench`: a program's '-- ==' datasets, as futhark bench runs them, on several backends."""
 
 from __future__ import annotations
 
@@ -52,12 +52,12 @@ def main(a) -> int:
 
 
 def add(sub) -> None:
-    p = sub.add_parser("bench", help="run a program's "-- ==" datasets (as futhark bench does) on several backends",
-                       description="Read the program's "-- ==" blocks (inline, @ file and random inputs), run every "
+    p = sub.add_parser("bench", help="run a program's '-- ==' datasets (as futhark bench does) on several backends",
+                       description="Read the program's '-- ==' blocks (inline, @ file and random inputs), run every "
                                    "dataset through futhark-lab's binding on each backend, check `output` blocks, "
                                    "and store the results like a sweep (results/<run-id>/points.jsonl, resumable) "
                                    "with an HTML report.")
-    p.add_argument("program", help="a .fut file with "-- ==" blocks")
+    p.add_argument("program", help="a .fut file with '-- ==' blocks")
     p.add_argument("--backends", help="comma-separated futhark backends (default: those that work here)")
     p.add_argument("-e", "--entry", help="only this entry point (futhark bench --entry-point)")
     p.add_argument("--exclude", action="append", metavar="TAG",
