@@ -167,7 +167,7 @@ def _child(backend: str) -> None:
                 report["error"] = f"wrong answer: {got} instead of 14.0"
             ctx = m.context
             if hasattr(ctx, "device_name"):
-                report["device"] = f"{ctx.platform_name()}: {ctx.device_name()}"
+                report["device"] = ": ".join(p for p in (ctx.platform_name(), ctx.device_name()) if p)
             elif backend in ("c", "multicore", "ispc"):
                 from .devices import cpu_model
                 report["device"] = cpu_model()
