@@ -58,7 +58,7 @@ def _user_kernel(a, sizes):
     if not a.inputs and not a.quiet:
         print(f"--inputs not given: using {' '.join(t.text for t in types)} (every dimension the swept size n)",
               file=sys.stderr)
-    return user_kernel(path, entry, types, reference=c_reference(ref, entry), sizes=sizes), types
+    return user_kernel(path, entry, types, reference=c_reference(ref, entry, path), sizes=sizes), types
 
 
 def main(a) -> int:

@@ -158,21 +158,29 @@ def user_kernel(path: str | Path, entry: str, inputs: Sequence[InputType], *, re
                   **kw)
 
 
-def c_reference(module: Any, entry: str):
-    """The expected answer of a call: the program itself on futhark's sequential c backend, as host values."""
-    from .impl import _host
-    fn = module.entry_points[entry]
+class CReference:
+    """The expected answer of a call: the program itself on futhark's sequential c backend, as host values.
+    Compiled on first use where it runs (so it travels to a Dask worker as a path and an entry name)."""
 
-    def reference(*args):
-        return _host(fn(*args))
-    return reference
+    def __init__(self, path: str | Path, entry: str, module: Any = None):
+        self.path, self.entry, self._module = str(path), entry, module
+
+    def __getstate__(self):
+        return {"path": self.path, "entry": self.entry, "_module": None}
+
+    def __call__(self, *args):
+        from .impl import _host
+        if self._module is None:
+            from ..runtime.loader import compile as fcompile
+            self._module = fcompile(Path(self.path), "c")
+        return _host(self._module.entry_points[self.entry](*args))
+
+
+def c_reference(module: Any, entry: str, path: str | Path | None = None) -> CReference:
+    """``CReference`` of an already compiled c module (``path``: its source, for a worker that compiles again)."""
+    src = path if path is not None else getattr(getattr(module, "_lab_program", None), "source", "")
+    return CReference(src, entry, module)
 
 
 def input_bytes(inputs: Sequence[InputType], n: int) -> int:
     return sum(t.nbytes(n) for t in inputs)
-
-
-def largest_fitting(inputs: Sequence[InputType], sizes: Sequence[int], budget_bytes: float) -> list[int]:
-    """The sizes whose inputs (with as much again for results and the reference) fit ``budget_bytes``."""
-    return [n for n in sizes if 2 * input_bytes(inputs, n) <= budget_bytes and not math.isinf(budget_bytes) or
-            math.isinf(budget_bytes)]

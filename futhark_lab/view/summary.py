@@ -193,7 +193,9 @@ def display(h: pd.DataFrame) -> pd.DataFrame:
         "fastest": h["fastest"],
         "time": h["time_s"].map(_fmt_time),
         "GB/s": h["gbps"].map(lambda v: "" if math.isnan(v) else f"{v:,.3g}"),
-        "% ceiling": [("" if math.isnan(p) else f"{p:.0f}% of {c}") for p, c in zip(h["pct_ceiling"], h["ceiling"])],
+        "% ceiling": [("" if math.isnan(p) else f"{p:.0f}% of {c}" + (" (reads from cache outrun a copy: no bound)"
+                                                                     if p > 100 and "in-cache" in c else ""))
+                      for p, c in zip(h["pct_ceiling"], h["ceiling"])],
         "vs NumPy": [_x(v, f.startswith("numpy")) for v, f in zip(h["vs_numpy"], h["fastest"])],
         "vs PyTorch": [_x(v, f.startswith("torch")) for v, f in zip(h["vs_torch"], h["fastest"])],
         "runner-up": h["runner_up"]})
