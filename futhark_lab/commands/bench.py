@@ -54,7 +54,7 @@ def main(a) -> int:
 def add(sub) -> None:
     p = sub.add_parser("bench", help="run a program's '-- ==' datasets (as futhark bench does) on several backends",
                        description="Read the program's '-- ==' blocks (inline, @ file and random inputs), run every "
-                                   "dataset through futhark-lab's binding on each backend, check `output` blocks, "
+                                   "dataset through futhark-lab's binding on each backend, check 'output' blocks, "
                                    "and store the results like a sweep (results/<run-id>/points.jsonl, resumable) "
                                    "with an HTML report.")
     p.add_argument("program", help="a .fut file with '-- ==' blocks")

@@ -138,7 +138,8 @@ _add(Kernel(
     numpy=lambda x: np.bincount(x, minlength=256).astype(np.int32),
     torch={"default": lambda x: __import__("torch").bincount(x, minlength=256).to(__import__("torch").int32)},
     bytes_moved=lambda n, dt: 4 * n + 4 * 256, flops=lambda n, dt: n,
-    sizes=MEM_SIZES, dtypes=("i32",), large_sizes=GPU_MEM_SIZES, description="256-bin histogram of n i32 values; reads n"))
+    sizes=MEM_SIZES, dtypes=("i32",), large_sizes=GPU_MEM_SIZES,
+    description="256-bin histogram of n i32 values; reads n"))
 
 _add(Kernel(
     "matmul", HERE / "matmul.fut", "matmul_{dtype}",

@@ -150,7 +150,8 @@ def _remeasure(store: RunStore, kernels: list[Kernel], impls: Sequence[Impl], me
     for r in store.rows():
         if all(k in r for k in ("kernel", "impl", "size", "dtype")):
             latest[(r["kernel"], r["impl"], int(r["size"]), r["dtype"])] = r
-    found = {k: why for k, why in anomalies.find(latest.values()).items() if not latest[k].get("remeasured") and k in measured_now}
+    found = {k: why for k, why in anomalies.find(latest.values()).items()
+             if not latest[k].get("remeasured") and k in measured_now}
     by_kernel, by_impl = {k.name: k for k in kernels}, {i.name: i for i in impls}
     todo = [(by_kernel[k], size, d, [by_impl[i]]) for (k, i, size, d) in found
             if k in by_kernel and i in by_impl]

@@ -108,14 +108,16 @@ def warnings_for(df: pd.DataFrame) -> list[str]:
         above = df[df["above_cache_copy"].fillna(False).astype(bool)]
         if len(above):
             out.append(f"{len(above)} cache-resident point(s) run above the measured in-cache copy bandwidth ("
-                       + ", ".join(f"{r['kernel']} · {r['impl']} · {r['size']:,}" for _, r in above.head(8).iterrows())
+                       + ", ".join(f"{r['kernel']} · {r['impl']} · {r['size']:,}"
+                                   for _, r in above.head(8).iterrows())
                        + (" …" if len(above) > 8 else "") + "): reads from cache outrun a copy, so this is no "
                        "ceiling for them; their % shows how far above it they run")
     if "rel_noise" in df:
         noisy = df[df["rel_noise"] > NOISY]
         if len(noisy):
             out.append(f"{len(noisy)} point(s) are noisy (95% CI of the median wider than ±{NOISY:.0%}): "
-                       + ", ".join(f"{r['kernel']} · {r['impl']} · {r['size']:,}" for _, r in noisy.head(12).iterrows())
+                       + ", ".join(f"{r['kernel']} · {r['impl']} · {r['size']:,}"
+                                   for _, r in noisy.head(12).iterrows())
                        + (" …" if len(noisy) > 12 else ""))
     return out
 

@@ -164,8 +164,8 @@ def notes(df: pd.DataFrame) -> list[str]:
             sizes = sorted(int(s) for s in g["size"])
             total = int(((df["kernel"] == kernel) & (df["impl"] == impl)).sum())
             first = str(g["error"].iloc[0]).strip().splitlines()[0][:160]
-            out.append(f"{kernel} · {impl} · {'every size' if len(sizes) == total else ', '.join(f'{s:,}' for s in sizes)}"
-                       f": failed: {first}")
+            where = "every size" if len(sizes) == total else ", ".join(f"{s:,}" for s in sizes)
+            out.append(f"{kernel} · {impl} · {where}: failed: {first}")
     if "correct" in df:
         for _, r in df[df["correct"].map(lambda c: c is False)].iterrows():
             out.append(f"{_where(r)}: wrong answer (max relative error {_num(r.get('max_rel_err')):.3g})")
