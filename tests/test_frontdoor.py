@@ -254,3 +254,37 @@ def test_gpu_sizes_reach_1e8_where_memory_allows_and_none_without_a_gpu(monkeypa
     assert gpu_sizes(k, ["f64"], memory=140 * 2**30, above=10**6) == [10**7, 10**8]
     assert gpu_sizes(k, ["f64"], memory=2**30, above=10**6) == [10**7]  # 1.6 GB at 10^8 does not fit 1/4 GiB
     assert max(gpu_sizes(suite.get("matmul"), ["f32"], memory=140 * 2**30)) == 4096**2
+
+
+# --------------------------------------------------------------------------- small things
+
+def test_doctor_names_pocl_as_the_cpu_and_python_without_a_stray_colon():
+    from futhark_lab.runtime.doctor import BackendStatus, describe, format_table
+
+    pocl = BackendStatus("opencl", True, "Portable Computing Language: pthread-haswell-AMD EPYC")
+    gpu = BackendStatus("opencl", True, "NVIDIA CUDA: NVIDIA H200")
+    py = BackendStatus("python", True, "")
+    assert "OpenCL on the CPU" in describe(pocl) and "slower than the c and multicore" in describe(pocl)
+    assert "CPU" not in describe(gpu)
+    assert ": " not in describe(py).split("ok", 1)[1] and "host" in describe(py)
+    assert describe(pocl) in format_table([pocl, py])
+
+
+def test_breakdown_tells_f32_and_f64_bars_apart():
+    from futhark_lab.view import plots
+
+    rows = [dict(kernel="dot", impl=i, dtype=d, size=1000, time_s_median=1e-5, first_call_s=1e-3, h2d_s=1e-5,
+                 d2h_s=1e-6, error=None) for i in ("futhark-c", "numpy") for d in ("f32", "f64")]
+    fig = plots.breakdown(pd.DataFrame(rows))
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert len(set(labels)) == 4 and "futhark-c [f32]" in labels and "futhark-c [f64]" in labels
+
+
+def test_report_title_and_no_empty_figures_heading(tmp_path):
+    from futhark_lab.view import report
+
+    df = pd.DataFrame([dict(kernel="prog.fut", dataset="#0", impl="futhark-c", error="FutharkCompileError: x",
+                            correct=None, run_id="r")])
+    html = report.report(df, tmp_path / "r.html", title="The kernel suite (futhark-lab demo)").read_text()
+    assert "<h2>Figures</h2>" not in html
+    assert "<h1>The kernel suite (futhark-lab demo)</h1>" in html and "futhark-lab report: futhark-lab" not in html
