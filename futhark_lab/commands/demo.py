@@ -46,7 +46,7 @@ def main(a) -> int:
     df = frames[-1]  # each sweep returns the whole run so far
     print_failures(df)
     print_summary(df)
-    path = rep.report(df, a.report, title="The kernel suite (futhark-lab demo)")
+    path = rep.report(df, a.report, title="The kernel suite (futhark-lab demo)")  # also what `report` calls it
     print(f"report: {path}")
     return 0
 

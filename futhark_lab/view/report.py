@@ -52,16 +52,17 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
-def _table(df: pd.DataFrame, cols: list[tuple[str, str]]) -> str:
+def _table(df: pd.DataFrame, cols: list[tuple[str, str]], right: tuple[str, ...] = ()) -> str:
     """A sortable table; a row is highlighted only with its reason (the ``flag`` column): red for a failure or a
     wrong answer, yellow for a point that cannot be right (above the ceiling) or breaks the size trend."""
     cols = [(c, h) for c, h in cols if c in df]
-    head = "".join(f'<th class="{"l" if df[c].dtype == object else ""}">{html.escape(h)}</th>' for c, h in cols)
+    left = {c for c, _ in cols if (df[c].dtype == object or pd.api.types.is_string_dtype(df[c])) and c not in right}
+    head = "".join(f'<th class="{"l" if c in left else ""}">{html.escape(h)}</th>' for c, h in cols)
     body = []
     for _, r in df.iterrows():
         flag = r.get("flag") if isinstance(r.get("flag"), str) else ""
         cls = "bad" if (r.get("correct") is False or isinstance(r.get("error"), str)) else ("sus" if flag else "")
-        cells = "".join(f'<td class="{"l" if df[c].dtype == object else ""}" data-v="{_raw(r[c])}">{_fmt(r[c])}</td>'
+        cells = "".join(f'<td class="{"l" if c in left else ""}" data-v="{_raw(r[c])}">{_fmt(r[c])}</td>'
                         for c, _ in cols)
         title = f' title="{html.escape(flag)}"' if flag else ""
         body.append(f'<tr class="{cls}"{title}>{cells}</tr>')
@@ -219,6 +220,8 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
                ("setup_s", "build + context (s)"), ("first_call_s", "first call (s)"),
                ("h2d_s", "host→device (s)"), ("time_s_median", "compute (s)"), ("d2h_s", "device→host (s)")]
     has_bd = "h2d_s" in df and df["h2d_s"].notna().any()
+    if title is None and str(run_id).startswith("demo-"):  # `futhark-lab report` of a demo keeps its title
+        title = "The kernel suite (futhark-lab demo)"
     where, side = placement(df)
     if not bench and len(df):
         df = df.assign(flag=summary.row_flags(df))
@@ -232,8 +235,8 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
     text = jenv.get_template("report.html.j2").render(
         title=title or (", ".join(summary.kernel_order(df["kernel"].unique())) if "kernel" in df and len(df)
                         else "empty run"),
-        headline=_table(summary.display(head), [(c, c) for c in summary.display(head).columns]) if len(head)
-        else "",
+        headline=_table(summary.display(head), [(c, c) for c in summary.display(head).columns],
+                        right=("size", "time", "GB/s", "vs NumPy", "vs PyTorch")) if len(head) else "",
         notes=summary.notes(df) if not bench else [],
         run_id=run_id, env=env, n_points=len(df), warnings=warnings_for(df), figures=figs,
         table=_table(df, BENCH_COLUMNS if bench else COLUMNS), breakdown=_table(df, bd_cols) if has_bd else "",

@@ -94,7 +94,7 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
                     "time_s": t, "gbps": _num(best.get("gbps")), "gflops": _num(best.get("gflops")),
                     "pct_ceiling": pct, "ceiling": ceiling if not math.isnan(pct) else "",
                     "vs_numpy": over("numpy"), "vs_torch": over("torch"),
-                    "runner_up": f"{at.iloc[1]['impl']} ({float(at.iloc[1]['time_s_median']) / t:.2g}× slower)"
+                    "runner_up": f"{at.iloc[1]['impl']} ({float(at.iloc[1]['time_s_median']) / t:.3g}× the time)"
                     if len(at) > 1 else ""})
     h = pd.DataFrame(out, columns=cols)
     order = {k: i for i, k in enumerate(kernel_order(h["kernel"]))}
