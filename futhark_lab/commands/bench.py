@@ -1,4 +1,4 @@
-"""`futhark-lab bench`: a program's `-- ==` datasets, as futhark bench runs them, on several backends."""
+"""`futhark-lab bench`: a program's '-- ==' datasets, as futhark bench runs them, on several backends."""
 
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ def main(a) -> int:
             shown["error"] = shown["error"].map(lambda e: "" if not isinstance(e, str) else e.splitlines()[0][:70])
         with pd.option_context("display.width", 220, "display.max_rows", 500):
             print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    from .common import print_failures
+    print_failures(df, what="dataset")  # a compile error or a backend that does not work: its whole message
     from ..measure.store import results_dir
     path = rep.report(df, a.report or Path(a.results or results_dir()) / df.attrs["run_id"] / "report.html")
     print(f"report: {path}\nrun: {df.attrs.get('run_id')}")
@@ -59,12 +61,12 @@ def main(a) -> int:
 
 
 def add(sub) -> None:
-    p = sub.add_parser("bench", help="run a program's `-- ==` datasets (as futhark bench does) on several backends",
-                       description="Read the program's `-- ==` blocks (inline, @ file and random inputs), run every "
-                                   "dataset through futhark-lab's binding on each backend, check `output` blocks, "
+    p = sub.add_parser("bench", help="run a program's '-- ==' datasets (as futhark bench does) on several backends",
+                       description="Read the program's '-- ==' blocks (inline, @ file and random inputs), run every "
+                                   "dataset through futhark-lab's binding on each backend, check 'output' blocks, "
                                    "and store the results like a sweep (results/<run-id>/points.jsonl, resumable) "
                                    "with an HTML report.")
-    p.add_argument("program", help="a .fut file with `-- ==` blocks")
+    p.add_argument("program", help="a .fut file with '-- ==' blocks")
     p.add_argument("--backends", help="comma-separated futhark backends (default: those that work here)")
     p.add_argument("--tuning", metavar="FILE,...",
                    help="tuning file(s) to use; several (and 'none' for the defaults, 'auto' for prog.fut.tuning) are "

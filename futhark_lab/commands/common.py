@@ -86,17 +86,46 @@ def implementations(backends: list[str], torch_devices: list[str], numpy: bool, 
     return impls
 
 
+#: The doctor's verdicts of this process, by backend (``working_backends`` fills it).
+STATUS: dict = {}
+
+
 def working_backends(candidates: tuple[str, ...], quiet: bool) -> list[str]:
-    from ..runtime.doctor import check_backend
+    """The backends that work here, each checked by the doctor (its words: ok with the device, or FAILS with
+    the cause; an OpenCL platform on the CPU is named as such)."""
+    from ..runtime.doctor import check_backend, describe
 
     ok = []
     for b in candidates:
-        s = check_backend(b)
+        s = STATUS[b] = check_backend(b)
         if not quiet:
-            print(f"  {b:10} {'ok: ' + s.device if s.works else 'skipped: ' + s.cause}", file=sys.stderr)
+            print(f"  {describe(s)}", file=sys.stderr)
         if s.works:
             ok.append(b)
     return ok
+
+
+def gpu_impls(impls: list) -> list:
+    """The implementations that run on a GPU here (a backend the doctor found on a CPU platform is not one)."""
+    from ..sweep.devicesizes import on_gpu
+    return [i for i in impls if on_gpu(i) and (i.kind != "futhark" or i.backend not in STATUS
+                                               or STATUS[i.backend].on_gpu)]
+
+
+def sweep_on_devices(kernel, impls: list, sizes: list[int], gpu_sizes: list[int], *, numpy_too: bool = True,
+                     **kw):
+    """Every implementation at ``sizes``; then the GPU's implementations (and NumPy, the baseline of the summary)
+    at ``gpu_sizes`` too, where a GPU shows its bandwidth and a CPU implementation would take minutes."""
+    from ..sweep.run import sweep
+
+    df = sweep(kernel, impls, sizes=sizes, **kw) if sizes else None
+    gpus = gpu_impls(impls)
+    if gpu_sizes and gpus:
+        extra = gpus + ([i for i in impls if i.kind == "numpy"] if numpy_too else [])
+        df = sweep(kernel, extra, sizes=gpu_sizes, **kw)
+    if df is None:
+        df = sweep(kernel, impls, sizes=sizes, **kw)
+    return df
 
 
 def torch_devices(want: str | None) -> list[str]:
@@ -129,15 +158,40 @@ def cluster_from_args(a):
         raise SystemExit(f"error: {exc}") from None
 
 
+#: The per-point table is printed when a run has at most this many rows (the report always has it whole).
+TABLE_ROWS = 60
+
+
 def print_summary(df) -> None:
+    """The per-point table (for runs small enough to read), then the summary: the answer is the last thing shown."""
+    from ..view.summary import text
+
     cols = [c for c in ("kernel", "impl", "size", "dtype", "time_s_median", "gbps", "correct", "error") if c in df]
-    if len(df):
+    if 0 < len(df) <= TABLE_ROWS:
         import pandas as pd
         shown = df[cols].copy()
-        if "error" in shown:  # the first line of an error is enough here; the report has it whole
+        if "error" in shown:  # the first line of an error is enough here; failures are printed whole below
             shown["error"] = shown["error"].map(lambda e: "" if not isinstance(e, str) else e.splitlines()[0][:70])
-        with pd.option_context("display.width", 200, "display.max_rows", 80):
+        with pd.option_context("display.width", 200, "display.max_rows", TABLE_ROWS):
             print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    elif len(df):
+        print(f"({len(df)} points: the per-point table is in the report)")
+    print(text(df))
+
+
+def print_failures(df, what: str = "size") -> bool:
+    """Print to stderr, whole, the error of every (kernel, implementation) that failed at every point (a compile
+    error, a backend that does not work here); return whether there was one."""
+    if "error" not in df or not len(df):
+        return False
+    failed = False
+    for (kernel, impl), g in df.groupby(["kernel", "impl"], sort=False):
+        errs = g["error"]
+        if errs.map(lambda e: isinstance(e, str)).all():
+            failed = True
+            print(f"\nerror: {impl} failed at every {what} of {kernel}:\n{str(errs.iloc[0]).rstrip()}",
+                  file=sys.stderr)
+    return failed
 
 
 def add_cluster_arguments(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,9 @@ from .common import (
     cluster_from_args,
     implementations,
     load_suite,
+    print_failures,
     print_summary,
+    sweep_on_devices,
     torch_devices,
     working_backends,
 )
@@ -30,7 +32,10 @@ def main(a) -> int:
         print("no futhark backend works here (see above); the demo measures NumPy and PyTorch only",
               file=sys.stderr)
     run_id = a.run_id or new_run_id("demo")
-    sizes_cap = int(float(a.max_size))
+    try:
+        sizes_cap = None if a.max_size == "auto" else int(float(a.max_size))
+    except ValueError:
+        raise SystemExit(f"error: --max-size {a.max_size!r}: give a number such as 1e6, or auto") from None
     policy = Policy(max_time_s=a.max_time, min_time_s=min(0.1, a.max_time), max_noise=0.02)
     frames = []
     cluster, close = cluster_from_args(a)
@@ -39,28 +44,37 @@ def main(a) -> int:
     finally:
         close()
     df = frames[-1]  # each sweep returns the whole run so far
+    print_failures(df)
     print_summary(df)
-    path = rep.report(df, a.report, title="futhark-lab demo: the kernel suite")
+    path = rep.report(df, a.report, title="The kernel suite (futhark-lab demo)")  # also what `report` calls it
     print(f"report: {path}")
     return 0
 
 
+#: Without --max-size: every implementation up to this size (CPU implementations take seconds per point beyond);
+#: a GPU's implementations (with NumPy, the summary's baseline) also at the larger sizes that fit its memory.
+CPU_MAX_SIZE = 10**6
+
+
 def _demo_sweeps(a, suite, backends, run_id, sizes_cap, policy, frames, cluster) -> None:
+    from ..sweep.devicesizes import gpu_sizes
     from ..sweep.run import sweep
 
     for name in (a.kernels.split(",") if a.kernels else suite.KERNELS):
         kernel = suite.get(name)
         # pyopencl's generated host code is slow at tiny sizes but fine as a demo of a working path
         impls = implementations([b for b in backends if b != "python"], torch_devices(None), True, False, kernel)
-        sizes = [n for n in kernel.sizes if n <= sizes_cap]
-        frames.append(sweep(kernel, impls, sizes=sizes, dtypes=kernel.dtypes[:1], run_id=run_id,
-                            results=a.results, policy=policy, rounds=2, progress=not a.quiet,
-                            on_error="warn", cluster=cluster, exclusive=a.exclusive))
+        cap = CPU_MAX_SIZE if sizes_cap is None else sizes_cap
+        sizes = [n for n in kernel.sizes if n <= cap]
+        large = gpu_sizes(kernel, kernel.dtypes[:1], above=cap) if sizes_cap is None else []
+        frames.append(sweep_on_devices(kernel, impls, sizes, large, dtypes=kernel.dtypes[:1], run_id=run_id,
+                                       results=a.results, policy=policy, rounds=2, progress=not a.quiet,
+                                       on_error="record", cluster=cluster, exclusive=a.exclusive))
         if "python" in backends:  # interpreted: shown at the small sizes only, where it finishes in seconds
             small = [n for n in sizes if n <= PYTHON_BACKEND_MAX_SIZE] or sizes[:1]
             frames.append(sweep(kernel, implementations(["python"], [], False, False, kernel), sizes=small,
                                 dtypes=kernel.dtypes[:1], run_id=run_id, results=a.results, policy=policy,
-                                rounds=2, progress=not a.quiet, on_error="warn", cluster=cluster,
+                                rounds=2, progress=not a.quiet, on_error="record", cluster=cluster,
                                 exclusive=a.exclusive))
 
 
@@ -68,7 +82,9 @@ def add(sub) -> None:
     p = sub.add_parser("demo", help="the whole kernel suite on every working backend, with an HTML report")
     p.add_argument("--report", help="HTML report path (default: results/<run-id>/report.html)")
     p.add_argument("--kernels", help="comma-separated subset of the suite")
-    p.add_argument("--max-size", default="1e6", help="largest problem size (default 1e6)")
+    p.add_argument("--max-size", default="auto",
+                   help="largest problem size (default auto: 1e6 for every implementation, and on a GPU its "
+                        "implementations and NumPy also at larger sizes that fit its memory, up to 1e8 elements)")
     p.add_argument("--max-time", type=float, default=0.6, help="seconds per point at most (default 0.6)")
     p.add_argument("--run-id")
     p.add_argument("--results")

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 
 def main(a) -> int:
+    from ..measure.store import load_run
     from ..view import report as rep
-    path = rep.report(a.run, a.out)
+    from ..view.summary import text
+    df = load_run(a.run)
+    path = rep.report(df, a.out)
+    if "dataset" not in df:  # a sweep: the answer in the terminal too
+        print(text(df))
     print(path)
     if a.export:
         for p in rep.export(a.run, a.export):

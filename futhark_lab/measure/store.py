@@ -184,7 +184,13 @@ def load_run(run_or_path: str | os.PathLike):
     if not (p / "points.jsonl").exists():
         raise FileNotFoundError(f"no run at {p} (expected {p / 'points.jsonl'})")
     store = RunStore(p.name, p.parent, create=False)
-    df = pd.DataFrame(store.rows())
+    rows = store.rows()
+    again = {point_key(r) for r in rows if r.get("remeasured") and all(k in r for k in ("size", "dtype"))}
+    if again:  # a point measured again (an anomaly, sweep.anomalies): its last row holds both figures
+        last = {point_key(r): i for i, r in enumerate(rows) if all(k in r for k in ("size", "dtype"))}
+        rows = [r for i, r in enumerate(rows) if not ("size" in r and "dtype" in r and point_key(r) in again
+                                                       and last[point_key(r)] != i)]
+    df = pd.DataFrame(rows)
     df.attrs["run_id"] = p.name
     df.attrs["run_dir"] = str(p)  # where its report goes by default
     if (p / "workers.json").exists():  # a run on a cluster: every worker's host

@@ -93,6 +93,16 @@ def device_uuids() -> list[str]:
     return out
 
 
+def device_memory(index: int = 0) -> int:
+    """Total memory of CUDA device ``index`` in bytes (``cuDeviceTotalMem``)."""
+    devs = _devices()
+    if index >= len(devs):
+        raise CudaUnavailable(f"no CUDA device #{index} (the driver shows {len(devs)})")
+    total = ctypes.c_size_t()
+    _check(_lib().cuDeviceTotalMem_v2(ctypes.byref(total), devs[index]), "cuDeviceTotalMem")
+    return int(total.value)
+
+
 def driver_version() -> str:
     """The driver's CUDA version, e.g. ``13.0``."""
     v = ctypes.c_int()

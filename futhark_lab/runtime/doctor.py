@@ -167,7 +167,7 @@ def _child(backend: str) -> None:
                 report["error"] = f"wrong answer: {got} instead of 14.0"
             ctx = m.context
             if hasattr(ctx, "device_name"):
-                report["device"] = f"{ctx.platform_name()}: {ctx.device_name()}"
+                report["device"] = ": ".join(p for p in (ctx.platform_name(), ctx.device_name()) if p)
             elif backend in ("c", "multicore", "ispc"):
                 from .devices import cpu_model
                 report["device"] = cpu_model()
@@ -194,6 +194,21 @@ def doctor(backends: list[str] | None = None, *, as_frame: bool = True, verbose:
                           "cause": s.cause, "fix": s.fix, "seconds": round(s.seconds, 2)} for s in statuses])
 
 
+def cpu_platform_note(s: BackendStatus) -> str:
+    """For an OpenCL backend that works on the CPU (PoCL): what that means for its timings."""
+    if s.works and s.backend in ("opencl", "pyopencl") and not s.on_gpu:
+        return " (OpenCL on the CPU: typically 10-100x slower than the c and multicore backends; not a GPU)"
+    return ""
+
+
+def describe(s: BackendStatus) -> str:
+    """One line, the same words everywhere (doctor, demo, run, setup): ok with its device, or FAILS with why."""
+    if s.works:
+        where = s.device or ("the host's CPU (interpreted Python)" if s.backend == "python" else "the host's CPU")
+        return f"{s.backend:10} ok       {where}{cpu_platform_note(s)}"
+    return f"{s.backend:10} FAILS    {s.cause}"
+
+
 def format_table(statuses: list[BackendStatus]) -> str:
     """A plain-text table; a fix shared by several backends is printed once, as a numbered note."""
     lines = [f"{'backend':10} {'status':8} device / cause"]
@@ -204,7 +219,7 @@ def format_table(statuses: list[BackendStatus]) -> str:
     notes = [fix for fix, n in counts.items() if n > 1]
     for s in statuses:
         if s.works:
-            lines.append(f"{s.backend:10} {'ok':8} {s.device}")
+            lines.append(describe(s))
             continue
         lines.append(f"{s.backend:10} {'FAILS':8} {s.cause}")
         if s.fix in notes:

@@ -74,6 +74,8 @@ def _stencil_torch(g):
 
 
 MEM_SIZES = (10**3, 10**4, 10**5, 10**6, 10**7)
+#: On a GPU: up to where its bandwidth shows (10^8 elements: 0.4-1.2 GB per call, well past launch latency).
+GPU_MEM_SIZES = (10**8,)
 
 KERNELS: dict[str, Kernel] = {}
 
@@ -89,7 +91,7 @@ _add(Kernel(
     numpy=lambda x: np.sum(x * x),
     torch={"sum": lambda x: __import__("torch").sum(x * x), "dot": lambda x: __import__("torch").dot(x, x)},
     bytes_moved=lambda n, dt: n * _itemsize(dt), flops=lambda n, dt: 2 * n,
-    sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-9},
+    sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-9}, large_sizes=GPU_MEM_SIZES,
     description="sum of x*x; reads n elements"))
 
 _add(Kernel(
@@ -98,7 +100,7 @@ _add(Kernel(
     numpy=lambda a, x, y: a * x + y,
     torch={"default": lambda a, x, y: a * x + y},
     bytes_moved=lambda n, dt: 3 * n * _itemsize(dt), flops=lambda n, dt: 2 * n,
-    sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-6, "f64": 1e-15},
+    sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-6, "f64": 1e-15}, large_sizes=GPU_MEM_SIZES,
     description="a*x + y; reads 2n, writes n"))
 
 _add(Kernel(
@@ -107,7 +109,7 @@ _add(Kernel(
     numpy=lambda x, y: np.dot(x, y),
     torch={"default": lambda x, y: __import__("torch").dot(x, y)},
     bytes_moved=lambda n, dt: 2 * n * _itemsize(dt), flops=lambda n, dt: 2 * n,
-    sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-2, "f64": 1e-9},
+    sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-2, "f64": 1e-9}, large_sizes=GPU_MEM_SIZES,
     description="x . y; reads 2n"))
 
 _add(Kernel(
@@ -117,6 +119,7 @@ _add(Kernel(
     bytes_moved=lambda n, dt: 2 * int(round(n ** 0.5)) ** 2 * _itemsize(dt),
     flops=lambda n, dt: 5 * int(round(n ** 0.5)) ** 2,
     sizes=(10**4, 10**5, 10**6, 10**7), dtypes=("f32", "f64"), rtol={"f32": 1e-6, "f64": 1e-14},
+    large_sizes=GPU_MEM_SIZES,
     description="one Jacobi step of the 5-point stencil on a sqrt(n) x sqrt(n) grid; reads and writes n",
     size_label="grid points"))
 
@@ -126,7 +129,7 @@ _add(Kernel(
     numpy=lambda x: np.cumsum(x, dtype=x.dtype),
     torch={"default": lambda x: __import__("torch").cumsum(x, 0)},
     bytes_moved=lambda n, dt: 2 * n * _itemsize(dt), flops=lambda n, dt: n,
-    sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-10},
+    sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-10}, large_sizes=GPU_MEM_SIZES,
     description="inclusive prefix sum; reads n, writes n"))
 
 _add(Kernel(
@@ -135,7 +138,8 @@ _add(Kernel(
     numpy=lambda x: np.bincount(x, minlength=256).astype(np.int32),
     torch={"default": lambda x: __import__("torch").bincount(x, minlength=256).to(__import__("torch").int32)},
     bytes_moved=lambda n, dt: 4 * n + 4 * 256, flops=lambda n, dt: n,
-    sizes=MEM_SIZES, dtypes=("i32",), description="256-bin histogram of n i32 values; reads n"))
+    sizes=MEM_SIZES, dtypes=("i32",), large_sizes=GPU_MEM_SIZES,
+    description="256-bin histogram of n i32 values; reads n"))
 
 _add(Kernel(
     "matmul", HERE / "matmul.fut", "matmul_{dtype}",
@@ -146,6 +150,7 @@ _add(Kernel(
     bytes_moved=lambda n, dt: 3 * int(round(n ** 0.5)) ** 2 * _itemsize(dt),
     flops=lambda n, dt: 2 * int(round(n ** 0.5)) ** 3,
     sizes=(64**2, 128**2, 256**2, 512**2, 1024**2), dtypes=("f32", "f64"), rtol={"f32": 1e-4, "f64": 1e-12},
+    large_sizes=(2048**2, 4096**2),  # 4096^2: 0.14 TFLOP per call; NumPy's reference still takes well under a second
     description="dense sqrt(n) x sqrt(n) matrix multiply; 2 m^3 flops", size_label="matrix elements"))
 
 _MANDEL_LIMIT = 64
@@ -157,6 +162,7 @@ _add(Kernel(
     # upper bound on work: every pixel iterating to the limit, 7 flops per iteration (3 mul, 3 add, 1 cmp-add)
     flops=lambda n, dt: 7 * _MANDEL_LIMIT * int(round(n ** 0.5)) ** 2,
     sizes=(64**2, 256**2, 1024**2), dtypes=("f32",), check=_mandelbrot_check,
+    large_sizes=(2048**2,),  # 4.2 M pixels x 64 iterations; NumPy's reference (on the host) takes seconds beyond
     description=f"escape counts on a sqrt(n) x sqrt(n) grid, {_MANDEL_LIMIT} iterations at most (flops: upper "
                 "bound)", size_label="pixels"))
 

@@ -33,6 +33,8 @@ class Kernel:
     sweep says so).  ``torch``: a function of tensors, or ``{label: function}``.
     ``bytes_moved(n, dtype)``: bytes one call must read and write at minimum; default: what the inputs and the
     output occupy.  ``flops(n, dtype)``: optional (no GFLOP/s or roofline point without it).
+    ``large_sizes``: sizes beyond ``sizes`` where a GPU shows its bandwidth; a sweep's default sizes on a GPU add
+    those that fit its memory (``sweep.devicesizes``).
     ``dtypes``: default: the element type of the entry point's first array parameter when it can be read, else f64.
     """
 
@@ -50,6 +52,7 @@ class Kernel:
     check: Callable[[Any, Any, str], tuple[bool, float]] | None = None  # custom correctness check
     description: str = ""
     size_label: str = "elements"
+    large_sizes: Sequence[int] = ()   # added on a GPU, where memory allows (``sweep.devicesizes``)
 
     def __post_init__(self):
         prog = _program_of(self.source)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..measure.store import RunStore, load_run, new_run_id
 from ..measure.timing import Policy
+from . import anomalies
 from .failures import ON_ERROR, _report_failures
 from .impl import Impl
 from .kernel import Kernel
@@ -51,6 +52,7 @@ def sweep(
     on_point: Callable[[int, int], None] | None = None,
     cluster: Any = None,
     exclusive: str = "host",
+    remeasure: bool = True,
 ):
     """Measure ``impls`` on ``kernels`` over ``sizes`` × ``dtypes``; return a tidy DataFrame (one row per point).
 
@@ -66,6 +68,10 @@ def sweep(
     ``exclusive``: on a cluster, ``"host"`` (default) times one point per host at a time, ``"device"`` one per
     device (several GPUs of a host, and a GPU beside the host's CPU, then time at once).
     Without a cluster, points run one after another in this process.
+
+    ``remeasure``: a point far slower than a larger size of the same implementation (beyond both points' noise,
+    ``sweep.anomalies``) is measured once more at the end; its row then holds both figures (``first_time_s_median``
+    beside the new ``time_s_median``, ``remeasured=True``) and ``anomaly`` says why if it stays.
     """
     from tqdm.auto import tqdm
 
@@ -104,26 +110,65 @@ def sweep(
                 on_point(finished, total)
 
     settings = dict(policy=policy, rounds=rounds, seed=seed, hardware=hardware, on_error=on_error, run_id=run_id)
+    runner = None
     try:
         if cluster is not None:
             from .distributed import (
                 run_distributed,  # Dask: its own module, with the install hint
             )
-            run_distributed(cluster, todo, impls, settings, record, bar, exclusive=exclusive,
-                            run_dir=store.dir)
+
+            def measure_points(points, rec):
+                run_distributed(cluster, points, impls, settings, rec, bar, exclusive=exclusive, run_dir=store.dir)
         else:
             runner = PointRunner(impls, **settings)
             host = socket.gethostname()
-            try:
-                for kernel, size, dtype, point_impls in todo:
+
+            def measure_points(points, rec):
+                for kernel, size, dtype, point_impls in points:
                     rows = runner.measure(kernel, size, dtype, point_impls)
                     for row in rows:
                         row["host"] = host
-                    record(rows)
-            finally:
-                runner.close()
+                    rec(rows)
+        measure_points(todo, record)
+        if remeasure:
+            _remeasure(store, kernels, impls, measure_points, bar,
+                       {(k.name, i.name, n, d) for k, n, d, group in todo for i in group})
     finally:
+        if runner is not None:
+            runner.close()
         bar.close()
     df = load_run(store.dir)
     _report_failures(outcome, on_error, df)
     return df
+
+
+def _remeasure(store: RunStore, kernels: list[Kernel], impls: Sequence[Impl], measure_points, bar,
+               measured_now: set) -> None:
+    """Measure every anomalous point this call measured once more (points of a resumed run measured before, and a
+    point already measured again, are left as they are: the report still names them)."""
+    latest = {}
+    for r in store.rows():
+        if all(k in r for k in ("kernel", "impl", "size", "dtype")):
+            latest[(r["kernel"], r["impl"], int(r["size"]), r["dtype"])] = r
+    found = {k: why for k, why in anomalies.find(latest.values()).items()
+             if not latest[k].get("remeasured") and k in measured_now}
+    by_kernel, by_impl = {k.name: k for k in kernels}, {i.name: i for i in impls}
+    todo = [(by_kernel[k], size, d, [by_impl[i]]) for (k, i, size, d) in found
+            if k in by_kernel and i in by_impl]
+    if not todo:
+        return
+    if not bar.disable:
+        bar.total = (bar.total or 0) + len(todo)
+        bar.set_postfix_str(f"measuring {len(todo)} anomalous point(s) again")
+    fresh: list[dict] = []
+    measure_points(todo, fresh.extend)
+    for row in fresh:
+        key = (row["kernel"], row["impl"], int(row["size"]), row["dtype"])
+        latest_now = {**latest, key: row}
+        if isinstance(row.get("error"), str):  # the second try failed: the first figures stay, flagged
+            store.append({**latest[key], "remeasured": True, "anomaly": found[key], "anomaly_first": found[key],
+                          "remeasure_error": row["error"]})
+        else:
+            now = anomalies.find(latest_now.values()).get(key)
+            store.append(anomalies.remeasured_row(row, latest[key], now, found[key]))
+        bar.update(1)

@@ -218,7 +218,8 @@ def breakdown(df: pd.DataFrame, size: int | None = None, *, ax=None) -> Figure:
     fig, ax = _axes(ax)
     parts = [("first_call_s", "first call"), ("h2d_s", "host→device"), ("time_s_median", "compute"),
              ("d2h_s", "device→host")]
-    labels = list(d["impl"])
+    several = "dtype" in d and d["dtype"].nunique() > 1  # f32 and f64 bars of one implementation told apart
+    labels = [f"{i} [{t}]" for i, t in zip(d["impl"], d["dtype"])] if several else list(d["impl"])
     x = np.arange(len(labels))
     w = 0.2
     for i, (col, name) in enumerate(parts):

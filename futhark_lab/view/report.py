@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..version import __version__
+from . import summary
 
 NOISY = 0.05
 COLUMNS = [("kernel", "kernel"), ("impl", "implementation"), ("backend", "backend"), ("device", "device"),
@@ -22,7 +23,11 @@ COLUMNS = [("kernel", "kernel"), ("impl", "implementation"), ("backend", "backen
            ("n", "n"), ("rel_noise", "noise"), ("device_time_s_median", "device span (s)"),
            ("batch_s_per_call", "batch, per call (s)"), ("gbps", "GB/s"), ("gflops", "GFLOP/s"),
            ("pct_peak_attr", "% attr peak"), ("ceiling", "ceiling"), ("pct_ceiling", "% measured ceiling"),
-           ("correct", "correct"), ("error", "error")]
+           ("correct", "correct"), ("flag", "flagged because"), ("error", "error")]
+SUMMARY_COLUMNS = [("kernel", "kernel"), ("dtype", "dtype"), ("device", "device"), ("size", "largest size"),
+                   ("fastest", "fastest"), ("time_s", "median (s)"), ("gbps", "GB/s"), ("gflops", "GFLOP/s"),
+                   ("pct_ceiling", "% of ceiling"), ("ceiling", "ceiling that applies"),
+                   ("vs_numpy", "× NumPy"), ("vs_torch", "× PyTorch"), ("runner_up", "runner-up")]
 
 
 BENCH_COLUMNS = [("kernel", "program"), ("dataset", "dataset"), ("impl", "implementation"), ("device", "device"),
@@ -47,17 +52,20 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
-def _table(df: pd.DataFrame, cols: list[tuple[str, str]]) -> str:
+def _table(df: pd.DataFrame, cols: list[tuple[str, str]], right: tuple[str, ...] = ()) -> str:
+    """A sortable table; a row is highlighted only with its reason (the ``flag`` column): red for a failure or a
+    wrong answer, yellow for a point that cannot be right (above the ceiling) or breaks the size trend."""
     cols = [(c, h) for c, h in cols if c in df]
-    head = "".join(f'<th class="{"l" if df[c].dtype == object else ""}">{html.escape(h)}</th>' for c, h in cols)
+    left = {c for c, _ in cols if (df[c].dtype == object or pd.api.types.is_string_dtype(df[c])) and c not in right}
+    head = "".join(f'<th class="{"l" if c in left else ""}">{html.escape(h)}</th>' for c, h in cols)
     body = []
     for _, r in df.iterrows():
-        over = r.get("over_peak")  # NaN (no ceiling for this device) is not True
-        cls = "bad" if (r.get("correct") is False or isinstance(r.get("error"), str)) else \
-            ("sus" if isinstance(over, (bool, np.bool_)) and over else "")
-        cells = "".join(f'<td class="{"l" if df[c].dtype == object else ""}" data-v="{_raw(r[c])}">{_fmt(r[c])}</td>'
+        flag = r.get("flag") if isinstance(r.get("flag"), str) else ""
+        cls = "bad" if (r.get("correct") is False or isinstance(r.get("error"), str)) else ("sus" if flag else "")
+        cells = "".join(f'<td class="{"l" if c in left else ""}" data-v="{_raw(r[c])}">{_fmt(r[c])}</td>'
                         for c, _ in cols)
-        body.append(f'<tr class="{cls}">{cells}</tr>')
+        title = f' title="{html.escape(flag)}"' if flag else ""
+        body.append(f'<tr class="{cls}"{title}>{cells}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -89,8 +97,11 @@ def warnings_for(df: pd.DataFrame) -> list[str]:
         for _, r in df[df["correct"] == False].iterrows():  # noqa: E712
             out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,} ({r['dtype']}) gave a wrong answer "
                        f"(max relative error {r.get('max_rel_err', float('nan')):.3g})")
+    for n in summary.notes(df):
+        if "breaks the size trend" in n:
+            out.append(n)
     if "over_peak" in df:
-        for _, r in df[df["over_peak"].fillna(False).astype(bool)].iterrows():
+        for _, r in df[df["over_peak"].map(lambda v: v is True or isinstance(v, np.bool_) and bool(v))].iterrows():
             out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,}: {r['gbps']:,.0f} GB/s is above "
                        f"{_over_what(r)} — a measurement bug (a result not waited for, or miscounted bytes), "
                        "not a result")
@@ -98,14 +109,16 @@ def warnings_for(df: pd.DataFrame) -> list[str]:
         above = df[df["above_cache_copy"].fillna(False).astype(bool)]
         if len(above):
             out.append(f"{len(above)} cache-resident point(s) run above the measured in-cache copy bandwidth ("
-                       + ", ".join(f"{r['impl']}@{r['size']:,}" for _, r in above.head(8).iterrows())
+                       + ", ".join(f"{r['kernel']} · {r['impl']} · {r['size']:,}"
+                                   for _, r in above.head(8).iterrows())
                        + (" …" if len(above) > 8 else "") + "): reads from cache outrun a copy, so this is no "
                        "ceiling for them; their % shows how far above it they run")
     if "rel_noise" in df:
         noisy = df[df["rel_noise"] > NOISY]
         if len(noisy):
             out.append(f"{len(noisy)} point(s) are noisy (95% CI of the median wider than ±{NOISY:.0%}): "
-                       + ", ".join(f"{r['impl']}@{r['size']:,}" for _, r in noisy.head(12).iterrows())
+                       + ", ".join(f"{r['kernel']} · {r['impl']} · {r['size']:,}"
+                                   for _, r in noisy.head(12).iterrows())
                        + (" …" if len(noisy) > 12 else ""))
     return out
 
@@ -134,14 +147,17 @@ def figures_for(df: pd.DataFrame) -> list[tuple[str, object]]:
 
     figs = []
     ok = df[df["time_s_median"].notna()] if "time_s_median" in df else df.iloc[0:0]
-    for kernel, g in ok.groupby("kernel"):
+    order = summary.kernel_order(ok["kernel"]) if len(ok) else []
+    for kernel in order:  # headline kernels first (the suite's order), not alphabetical
+        g = ok[ok["kernel"] == kernel]
         figs.append((f"{kernel}: throughput", plots.throughput(g)))
         figs.append((f"{kernel}: time", plots.time_vs_size(g)))
         if "numpy" in set(g["impl"]):
             figs.append((f"{kernel}: speedup over NumPy", plots.speedup(g, "numpy")))
     if len(ok) and ok["kernel"].nunique() >= 1:
         figs.append(("roofline", plots.roofline(ok[ok["size"] == ok.groupby("kernel")["size"].transform("max")])))
-        for kernel, g in ok.groupby("kernel"):
+        for kernel in order:
+            g = ok[ok["kernel"] == kernel]
             if "h2d_s" in g and g["h2d_s"].notna().any():
                 figs.append((f"{kernel}: where the time goes", plots.breakdown(g)))
     return figs
@@ -233,10 +249,24 @@ def report(run_or_df, path: str | os.PathLike | None = None, *, title: str | Non
                ("setup_s", "build + context (s)"), ("first_call_s", "first call (s)"),
                ("h2d_s", "host→device (s)"), ("time_s_median", "compute (s)"), ("d2h_s", "device→host (s)")]
     has_bd = "h2d_s" in df and df["h2d_s"].notna().any()
+    if title is None and str(run_id).startswith("demo-"):  # `futhark-lab report` of a demo keeps its title
+        title = "The kernel suite (futhark-lab demo)"
     where, side = placement(df)
+    if not bench and len(df):
+        df = df.assign(flag=summary.row_flags(df))
+        head = summary.headline(df)
+        order = {k: i for i, k in enumerate(summary.kernel_order(df["kernel"]))}
+        df = df.sort_values(["kernel", "dtype", "impl", "size"], kind="stable",
+                            key=lambda s: s.map(order) if s.name == "kernel" else s)
+    else:
+        head = pd.DataFrame()
     jenv = Environment(loader=PackageLoader("futhark_lab.view", "templates"), autoescape=select_autoescape(["html"]))
     text = jenv.get_template("report.html.j2").render(
-        title=title or ", ".join(sorted(df["kernel"].unique())) if "kernel" in df and len(df) else "empty run",
+        title=title or (", ".join(summary.kernel_order(df["kernel"].unique())) if "kernel" in df and len(df)
+                        else "empty run"),
+        headline=_table(summary.display(head), [(c, c) for c in summary.display(head).columns],
+                        right=("size", "time", "GB/s", "vs NumPy", "vs PyTorch")) if len(head) else "",
+        notes=summary.notes(df) if not bench else [],
         run_id=run_id, env=env, n_points=len(df), warnings=warnings_for(df), figures=figs,
         table=_table(df, BENCH_COLUMNS if bench else COLUMNS), breakdown=_table(df, bd_cols) if has_bd else "",
         bench_table=_table(benchplots.stats_frame(df), BENCH_STATS) if bench else "", comparison=False,
