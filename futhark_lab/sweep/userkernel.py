@@ -13,7 +13,6 @@ agrees with itself by construction; every other backend is checked against it).
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from pathlib import Path
 from typing import Any, Sequence
