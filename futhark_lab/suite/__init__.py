@@ -1,5 +1,5 @@
 """The kernel suite, from memory-bound to compute-bound: each kernel's Futhark source, NumPy reference, PyTorch
-equivalents, seeded inputs, and the bytes and flops one call must move and do (counted explicitly, minimum traffic:
+equivalents, its versions in the peer libraries (``suite.peers``), seeded inputs, and the bytes and flops one call must move and do (counted explicitly, minimum traffic:
 every input read once, every output written once).
 
 Shipped in the package (the .fut files are package data), so ``from futhark_lab import suite`` works wherever
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..sweep.kernel import Kernel
+from .peers import PEERS
 
 HERE = Path(__file__).resolve().parent
 NP = {"f32": np.float32, "f64": np.float64}
@@ -90,7 +91,7 @@ _add(Kernel(
     torch={"sum": lambda x: __import__("torch").sum(x * x), "dot": lambda x: __import__("torch").dot(x, x)},
     bytes_moved=lambda n, dt: n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-9},
-    description="sum of x*x; reads n elements"))
+    peers=PEERS["sum_squares"], description="sum of x*x; reads n elements"))
 
 _add(Kernel(
     "saxpy", HERE / "saxpy.fut", "saxpy_{dtype}",
@@ -99,7 +100,7 @@ _add(Kernel(
     torch={"default": lambda a, x, y: a * x + y},
     bytes_moved=lambda n, dt: 3 * n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-6, "f64": 1e-15},
-    description="a*x + y; reads 2n, writes n"))
+    peers=PEERS["saxpy"], description="a*x + y; reads 2n, writes n"))
 
 _add(Kernel(
     "dot", HERE / "dot.fut", "dot_{dtype}",
@@ -108,7 +109,7 @@ _add(Kernel(
     torch={"default": lambda x, y: __import__("torch").dot(x, y)},
     bytes_moved=lambda n, dt: 2 * n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-2, "f64": 1e-9},
-    description="x . y; reads 2n"))
+    peers=PEERS["dot"], description="x . y; reads 2n"))
 
 _add(Kernel(
     "stencil", HERE / "stencil.fut", "stencil_{dtype}",
@@ -117,7 +118,7 @@ _add(Kernel(
     bytes_moved=lambda n, dt: 2 * int(round(n ** 0.5)) ** 2 * _itemsize(dt),
     flops=lambda n, dt: 5 * int(round(n ** 0.5)) ** 2,
     sizes=(10**4, 10**5, 10**6, 10**7), dtypes=("f32", "f64"), rtol={"f32": 1e-6, "f64": 1e-14},
-    description="one Jacobi step of the 5-point stencil on a sqrt(n) x sqrt(n) grid; reads and writes n",
+    peers=PEERS["stencil"], description="one Jacobi step of the 5-point stencil on a sqrt(n) x sqrt(n) grid; reads and writes n",
     size_label="grid points"))
 
 _add(Kernel(
@@ -127,7 +128,7 @@ _add(Kernel(
     torch={"default": lambda x: __import__("torch").cumsum(x, 0)},
     bytes_moved=lambda n, dt: 2 * n * _itemsize(dt), flops=lambda n, dt: n,
     sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-10},
-    description="inclusive prefix sum; reads n, writes n"))
+    peers=PEERS["scan"], description="inclusive prefix sum; reads n, writes n"))
 
 _add(Kernel(
     "histogram", HERE / "histogram.fut", "histogram_i32",
@@ -135,7 +136,7 @@ _add(Kernel(
     numpy=lambda x: np.bincount(x, minlength=256).astype(np.int32),
     torch={"default": lambda x: __import__("torch").bincount(x, minlength=256).to(__import__("torch").int32)},
     bytes_moved=lambda n, dt: 4 * n + 4 * 256, flops=lambda n, dt: n,
-    sizes=MEM_SIZES, dtypes=("i32",), description="256-bin histogram of n i32 values; reads n"))
+    sizes=MEM_SIZES, dtypes=("i32",), peers=PEERS["histogram"], description="256-bin histogram of n i32 values; reads n"))
 
 _add(Kernel(
     "matmul", HERE / "matmul.fut", "matmul_{dtype}",
@@ -146,7 +147,7 @@ _add(Kernel(
     bytes_moved=lambda n, dt: 3 * int(round(n ** 0.5)) ** 2 * _itemsize(dt),
     flops=lambda n, dt: 2 * int(round(n ** 0.5)) ** 3,
     sizes=(64**2, 128**2, 256**2, 512**2, 1024**2), dtypes=("f32", "f64"), rtol={"f32": 1e-4, "f64": 1e-12},
-    description="dense sqrt(n) x sqrt(n) matrix multiply; 2 m^3 flops", size_label="matrix elements"))
+    peers=PEERS["matmul"], description="dense sqrt(n) x sqrt(n) matrix multiply; 2 m^3 flops", size_label="matrix elements"))
 
 _MANDEL_LIMIT = 64
 _add(Kernel(
@@ -157,7 +158,7 @@ _add(Kernel(
     # upper bound on work: every pixel iterating to the limit, 7 flops per iteration (3 mul, 3 add, 1 cmp-add)
     flops=lambda n, dt: 7 * _MANDEL_LIMIT * int(round(n ** 0.5)) ** 2,
     sizes=(64**2, 256**2, 1024**2), dtypes=("f32",), check=_mandelbrot_check,
-    description=f"escape counts on a sqrt(n) x sqrt(n) grid, {_MANDEL_LIMIT} iterations at most (flops: upper "
+    peers=PEERS["mandelbrot"], description=f"escape counts on a sqrt(n) x sqrt(n) grid, {_MANDEL_LIMIT} iterations at most (flops: upper "
                 "bound)", size_label="pixels"))
 
 

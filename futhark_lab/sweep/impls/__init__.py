@@ -1,13 +1,28 @@
-"""The kinds of implementation a sweep can time, one module each: a new peer is one new module listed here."""
+"""The kinds of implementation a sweep can time, one module each: a new peer is one new module listed here.
+
+Peers (``PEER_MODULES``) also answer ``available(device) -> (works, why)`` for the doctor and the command line.
+"""
 
 from __future__ import annotations
 
 from ..impl import Impl, Prepared
 from ..kernel import Kernel
 from ..modules import _ModuleCache
-from . import custom, futhark, numpy_cpu, torch_eager
+from . import (
+    cupy_gpu,
+    custom,
+    futhark,
+    jax_jit,
+    numba_jit,
+    numpy_cpu,
+    pycuda_gpu,
+    torch_compile,
+    torch_eager,
+    triton_kernel,
+)
 
-KINDS = {m.KIND: m for m in (futhark, torch_eager, numpy_cpu, custom)}
+PEER_MODULES = (jax_jit, torch_compile, numba_jit, cupy_gpu, triton_kernel, pycuda_gpu)
+KINDS = {m.KIND: m for m in (futhark, torch_eager, numpy_cpu, custom) + PEER_MODULES}
 
 
 def prepare(impl: Impl, kernel: Kernel, dtype: str, inputs: tuple, modules: _ModuleCache) -> Prepared:
