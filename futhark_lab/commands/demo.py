@@ -9,6 +9,8 @@ from .common import (
     cluster_from_args,
     implementations,
     load_suite,
+    parse_peers,
+    peer_implementations,
     print_summary,
     torch_devices,
     working_backends,
@@ -52,6 +54,7 @@ def _demo_sweeps(a, suite, backends, run_id, sizes_cap, policy, frames, cluster)
         kernel = suite.get(name)
         # pyopencl's generated host code is slow at tiny sizes but fine as a demo of a working path
         impls = implementations([b for b in backends if b != "python"], torch_devices(None), True, False, kernel)
+        impls += peer_implementations(parse_peers(a.peers), torch_devices(None), kernel, a.quiet)
         sizes = [n for n in kernel.sizes if n <= sizes_cap]
         frames.append(sweep(kernel, impls, sizes=sizes, dtypes=kernel.dtypes[:1], run_id=run_id,
                             results=a.results, policy=policy, rounds=2, progress=not a.quiet,
@@ -70,6 +73,9 @@ def add(sub) -> None:
     p.add_argument("--kernels", help="comma-separated subset of the suite")
     p.add_argument("--max-size", default="1e6", help="largest problem size (default 1e6)")
     p.add_argument("--max-time", type=float, default=0.6, help="seconds per point at most (default 0.6)")
+    p.add_argument("--peers", default="all",
+                   help="peer libraries, comma-separated (jax,torch-compile,numba,cupy,triton,pycuda); default "
+                        "'all': every one that works here, the others skipped with their install line; '' for none")
     p.add_argument("--run-id")
     p.add_argument("--results")
     add_cluster_arguments(p)

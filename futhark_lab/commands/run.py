@@ -9,7 +9,9 @@ from .common import (
     cluster_from_args,
     implementations,
     load_suite,
+    parse_peers,
     parse_sizes,
+    peer_implementations,
     print_summary,
     torch_devices,
     working_backends,
@@ -29,6 +31,7 @@ def main(a) -> int:
     backends = [b for b in a.backends.split(",") if b] if a.backends else working_backends(
         ("c", "multicore", "opencl", "cuda"), a.quiet)
     impls = implementations(backends, torch_devices(a.torch), not a.no_numpy, a.copy, kernel, a.pinned)
+    impls += peer_implementations(parse_peers(a.peers), torch_devices(a.torch), kernel, a.quiet)
     policy = Policy(max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time), max_noise=a.noise, cold=a.cold)
     cluster, close = cluster_from_args(a)
     try:
@@ -45,7 +48,7 @@ def main(a) -> int:
 
 def add(sub) -> None:
     p = sub.add_parser("run", help="sweep one kernel of the suite over backends and sizes",
-                       description="Measure a kernel on Futhark backends, PyTorch and NumPy; write DataFrame rows "
+                       description="Measure a kernel on Futhark backends, PyTorch, NumPy and peers; write DataFrame rows "
                                    "to results/<run-id>/points.jsonl and an HTML report.")
     p.add_argument("source", help="a suite kernel's .fut file (e.g. kernels/sum_squares.fut) or its name")
     p.add_argument("--backends", help="comma-separated futhark backends (default: those that work here)")
@@ -53,6 +56,10 @@ def add(sub) -> None:
     p.add_argument("--dtypes", help="comma-separated dtypes, e.g. f32,f64 (default: the kernel's)")
     p.add_argument("--torch", help="PyTorch devices, e.g. cpu,cuda (default: all available; '' for none)")
     p.add_argument("--no-numpy", action="store_true", help="leave NumPy out")
+    p.add_argument("--peers", default="",
+                   help="peer libraries too, comma-separated: jax,torch-compile,numba,cupy,triton,pycuda or 'all' "
+                        "(each on every device it works on here; one that cannot run is skipped with its install "
+                        "line)")
     p.add_argument("--copy", action="store_true",
                    help="also time Futhark with inputs copied from NumPy on every call (the seeds' trap)")
     p.add_argument("--pinned", action="store_true",
