@@ -26,6 +26,33 @@ def _vec(n, dtype, rng, k=1):
     return tuple(rng.standard_normal(n).astype(NP[dtype]) for _ in range(k))
 
 
+# PyTorch versions import torch in their body (torch stays optional here, and Dynamo traces an import statement;
+# ``__import__("torch")`` would be a graph break under torch.compile)
+def _torch_sum_squares(x):
+    import torch
+    return torch.sum(x * x)
+
+
+def _torch_dot_self(x):
+    import torch
+    return torch.dot(x, x)
+
+
+def _torch_dot(x, y):
+    import torch
+    return torch.dot(x, y)
+
+
+def _torch_cumsum(x):
+    import torch
+    return torch.cumsum(x, 0)
+
+
+def _torch_bincount(x):
+    import torch
+    return torch.bincount(x, minlength=256).to(torch.int32)
+
+
 def _torch_mandelbrot(n: int, limit: int):
     import torch
     j = torch.arange(n, dtype=torch.float32)
@@ -88,7 +115,7 @@ _add(Kernel(
     "sum_squares", HERE / "sum_squares.fut", "sum_squares_{dtype}",
     make_inputs=lambda n, dt, rng: _vec(n, dt, rng),
     numpy=lambda x: np.sum(x * x),
-    torch={"sum": lambda x: __import__("torch").sum(x * x), "dot": lambda x: __import__("torch").dot(x, x)},
+    torch={"sum": _torch_sum_squares, "dot": _torch_dot_self},
     bytes_moved=lambda n, dt: n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-9},
     peers=PEERS["sum_squares"], description="sum of x*x; reads n elements"))
@@ -106,7 +133,7 @@ _add(Kernel(
     "dot", HERE / "dot.fut", "dot_{dtype}",
     make_inputs=lambda n, dt, rng: _vec(n, dt, rng, 2),
     numpy=lambda x, y: np.dot(x, y),
-    torch={"default": lambda x, y: __import__("torch").dot(x, y)},
+    torch={"default": _torch_dot},
     bytes_moved=lambda n, dt: 2 * n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-2, "f64": 1e-9},
     peers=PEERS["dot"], description="x . y; reads 2n"))
@@ -125,7 +152,7 @@ _add(Kernel(
     "scan", HERE / "scan.fut", "scan_{dtype}",
     make_inputs=lambda n, dt, rng: (rng.random(n).astype(NP[dt]),),
     numpy=lambda x: np.cumsum(x, dtype=x.dtype),
-    torch={"default": lambda x: __import__("torch").cumsum(x, 0)},
+    torch={"default": _torch_cumsum},
     bytes_moved=lambda n, dt: 2 * n * _itemsize(dt), flops=lambda n, dt: n,
     sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-10},
     peers=PEERS["scan"], description="inclusive prefix sum; reads n, writes n"))
@@ -134,7 +161,7 @@ _add(Kernel(
     "histogram", HERE / "histogram.fut", "histogram_i32",
     make_inputs=lambda n, dt, rng: (rng.integers(0, 256, n, dtype=np.int32),),
     numpy=lambda x: np.bincount(x, minlength=256).astype(np.int32),
-    torch={"default": lambda x: __import__("torch").bincount(x, minlength=256).to(__import__("torch").int32)},
+    torch={"default": _torch_bincount},
     bytes_moved=lambda n, dt: 4 * n + 4 * 256, flops=lambda n, dt: n,
     sizes=MEM_SIZES, dtypes=("i32",), peers=PEERS["histogram"], description="256-bin histogram of n i32 values; reads n"))
 
