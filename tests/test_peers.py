@@ -211,3 +211,30 @@ def test_cli_run_with_peers(tmp_path):
         assert by[name]["correct"] is True and not by[name].get("error")
         assert math.isfinite(by[name]["time_s_median"]) and by[name]["first_call_s"] > by[name]["time_s_median"]
     assert (tmp_path / "peers-cli" / "report.html").is_file()
+
+
+def test_numba_cuda_peer_and_the_suite_kernels_on_numbas_cuda_simulator(tmp_path):
+    """The numba.cuda peer's whole path (to_device, launchers, synchronize, events, answers) and the suite's
+    numba.cuda kernels, on Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1: Python threads, no GPU): correctness
+    only, the GPU's numbers come from tests/test_gpu_peers.py and benchmarks/gpu_peers.sh."""
+    pytest.importorskip("numba")
+    code = textwrap.dedent(f"""
+        from futhark_lab import suite, sweep as sw
+        from futhark_lab.measure.timing import Policy
+        for name, size in (("sum_squares", 100), ("matmul", 9 ** 2)):
+            df = sw.sweep(suite.get(name), [sw.numba("cuda")], sizes=[size], dtypes=["f32"], rounds=1,
+                          policy=Policy(warmup_s=0.0, min_samples=3, min_time_s=0.0, max_time_s=0.01),
+                          results={str(tmp_path)!r}, progress=False, hardware=None, on_error="record")
+            r = df.iloc[0]
+            print("ROW", name, r["impl"], r["correct"], r["error"], r["n"], r["sync"])
+    """)
+    env = _env()
+    env["NUMBA_ENABLE_CUDASIM"] = "1"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    rows = [line.split() for line in res.stdout.splitlines() if line.startswith("ROW")]
+    assert [r[1] for r in rows] == ["sum_squares", "matmul"]
+    for r in rows:
+        assert r[2] == "numba-cuda" and r[3] == "True" and r[4] == "None", r
+        assert int(float(r[5])) >= 3 and r[6] == "synchronize"

@@ -54,7 +54,10 @@ class NumbaEventTimer:
     def __init__(self):
         from numba import cuda
         self._cuda = cuda
-        self.start, self.end = cuda.event(timing=True), cuda.event(timing=True)
+        try:
+            self.start, self.end = cuda.event(timing=True), cuda.event(timing=True)
+        except TypeError:        # Numba's CUDA simulator: events take no arguments
+            self.start, self.end = cuda.event(), cuda.event()
 
     def time(self, fn: Callable[[], Any]) -> float:
         self.start.record()

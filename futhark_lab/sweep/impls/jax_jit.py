@@ -5,11 +5,13 @@ without it times the dispatch only).  Inputs are ``jax.device_put`` on the devic
 transfer timed apart.  Tracing and XLA compilation happen at the first call of each new shape or dtype: that lands
 in ``first_call_s``, and the jitted function's cache size read around every block of samples (``_cache_size()``)
 reports compilations during the samples as ``recompiles``.  f64/i64 points switch ``jax_enable_x64`` on (JAX
-otherwise turns f64 inputs into f32 silently); an input that still arrives narrower is refused.
+otherwise turns f64 inputs into f32 silently); an input that still arrives narrower is refused.  On GPUs JAX is
+imported with ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (unless set), so it allocates as it goes, as the others do.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,13 @@ def jax(device: str = "cpu", variant: str | None = None, *, name: str | None = N
     return make_impl(KIND, device, variant, name)
 
 
+def _jax() -> Any:
+    """jax, imported so that it shares the GPU: XLA would otherwise take 75% of the GPU's memory at its first use
+    and starve PyTorch, CuPy and Futhark in the same process (set XLA_PYTHON_CLIENT_PREALLOCATE to override)."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    return require("jax", KIND)
+
+
 def _device(jx: Any, device: str) -> Any:
     platform = "cpu" if device == "cpu" else "gpu"
     try:
@@ -40,7 +49,7 @@ def _device(jx: Any, device: str) -> Any:
 
 def available(device: str = "cpu") -> tuple[bool, str]:
     try:
-        jx = require("jax", KIND)
+        jx = _jax()
         dev = _device(jx, device)
     except PeerUnavailable as exc:
         return False, str(exc)
@@ -50,14 +59,14 @@ def available(device: str = "cpu") -> tuple[bool, str]:
 def jitted(fn: Any) -> Any:
     """``fn`` under ``jax.jit`` (once per process), or ``fn`` itself when it is jitted already (static
     arguments are the user's to declare: ``jax.jit(f, static_argnums=...)``)."""
-    jx = require("jax", KIND)
+    jx = _jax()
     if hasattr(fn, "lower") and hasattr(fn, "_cache_size"):
         return fn
     return wrapped((KIND, fn), lambda: jx.jit(fn))
 
 
 def prepare(impl: Impl, kernel: Kernel, dtype: str, inputs: tuple, modules: _ModuleCache) -> Prepared:
-    jx = require("jax", KIND)
+    jx = _jax()
     dev = _device(jx, impl.device)
     wide = any(isinstance(v, np.ndarray | np.generic) and v.dtype.itemsize == 8 and v.dtype.kind in "fiuc"
                for v in inputs)

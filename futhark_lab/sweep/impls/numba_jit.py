@@ -54,7 +54,10 @@ def available(device: str = "cpu") -> tuple[bool, str]:
 
 
 def _name(cuda: Any) -> str:
-    n = cuda.get_current_device().name
+    try:
+        n = cuda.get_current_device().name
+    except AttributeError:       # Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1) has no devices to name
+        return "numba.cuda simulator"
     return n.decode() if isinstance(n, bytes) else str(n)
 
 
