@@ -141,7 +141,8 @@ def bare_numba(n, x_host, device):
         while len(out) < 10 or time.perf_counter() < end:
             out.append(one())
         return statistics.median(out)
-    return {"host": ("launch + cuda.synchronize() loop", lambda b: loop_median(lambda: (launch(x), cuda.synchronize()), b)),
+    return {"host": ("launch + cuda.synchronize() loop",
+                     lambda b: loop_median(lambda: (launch(x), cuda.synchronize()), b)),
             "device": ("cuda.event pairs", events)}
 
 

@@ -48,7 +48,8 @@ def main(a) -> int:
 
 def add(sub) -> None:
     p = sub.add_parser("run", help="sweep one kernel of the suite over backends and sizes",
-                       description="Measure a kernel on Futhark backends, PyTorch, NumPy and peers; write DataFrame rows "
+                       description="Measure a kernel on Futhark backends, PyTorch, NumPy and peers; write DataFrame "
+                                   "rows "
                                    "to results/<run-id>/points.jsonl and an HTML report.")
     p.add_argument("source", help="a suite kernel's .fut file (e.g. kernels/sum_squares.fut) or its name")
     p.add_argument("--backends", help="comma-separated futhark backends (default: those that work here)")

@@ -1,6 +1,6 @@
 """The kernel suite, from memory-bound to compute-bound: each kernel's Futhark source, NumPy reference, PyTorch
-equivalents, its versions in the peer libraries (``suite.peers``), seeded inputs, and the bytes and flops one call must move and do (counted explicitly, minimum traffic:
-every input read once, every output written once).
+equivalents, its versions in the peer libraries (``suite.peers``), seeded inputs, and the bytes and flops one call
+must move and do (counted explicitly, minimum traffic: every input read once, every output written once).
 
 Shipped in the package (the .fut files are package data), so ``from futhark_lab import suite`` works wherever
 futhark-lab is installed; a checkout's top-level ``kernels/`` links to the same files for the command line."""
@@ -118,7 +118,8 @@ _add(Kernel(
     torch={"sum": _torch_sum_squares, "dot": _torch_dot_self},
     bytes_moved=lambda n, dt: n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-9},
-    peers=PEERS["sum_squares"], description="sum of x*x; reads n elements"))
+    peers=PEERS["sum_squares"],
+    description="sum of x*x; reads n elements"))
 
 _add(Kernel(
     "saxpy", HERE / "saxpy.fut", "saxpy_{dtype}",
@@ -127,7 +128,8 @@ _add(Kernel(
     torch={"default": lambda a, x, y: a * x + y},
     bytes_moved=lambda n, dt: 3 * n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-6, "f64": 1e-15},
-    peers=PEERS["saxpy"], description="a*x + y; reads 2n, writes n"))
+    peers=PEERS["saxpy"],
+    description="a*x + y; reads 2n, writes n"))
 
 _add(Kernel(
     "dot", HERE / "dot.fut", "dot_{dtype}",
@@ -136,7 +138,8 @@ _add(Kernel(
     torch={"default": _torch_dot},
     bytes_moved=lambda n, dt: 2 * n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-2, "f64": 1e-9},
-    peers=PEERS["dot"], description="x . y; reads 2n"))
+    peers=PEERS["dot"],
+    description="x . y; reads 2n"))
 
 _add(Kernel(
     "stencil", HERE / "stencil.fut", "stencil_{dtype}",
@@ -145,7 +148,8 @@ _add(Kernel(
     bytes_moved=lambda n, dt: 2 * int(round(n ** 0.5)) ** 2 * _itemsize(dt),
     flops=lambda n, dt: 5 * int(round(n ** 0.5)) ** 2,
     sizes=(10**4, 10**5, 10**6, 10**7), dtypes=("f32", "f64"), rtol={"f32": 1e-6, "f64": 1e-14},
-    peers=PEERS["stencil"], description="one Jacobi step of the 5-point stencil on a sqrt(n) x sqrt(n) grid; reads and writes n",
+    peers=PEERS["stencil"],
+    description="one Jacobi step of the 5-point stencil on a sqrt(n) x sqrt(n) grid; reads and writes n",
     size_label="grid points"))
 
 _add(Kernel(
@@ -155,7 +159,8 @@ _add(Kernel(
     torch={"default": _torch_cumsum},
     bytes_moved=lambda n, dt: 2 * n * _itemsize(dt), flops=lambda n, dt: n,
     sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-10},
-    peers=PEERS["scan"], description="inclusive prefix sum; reads n, writes n"))
+    peers=PEERS["scan"],
+    description="inclusive prefix sum; reads n, writes n"))
 
 _add(Kernel(
     "histogram", HERE / "histogram.fut", "histogram_i32",
@@ -163,7 +168,8 @@ _add(Kernel(
     numpy=lambda x: np.bincount(x, minlength=256).astype(np.int32),
     torch={"default": _torch_bincount},
     bytes_moved=lambda n, dt: 4 * n + 4 * 256, flops=lambda n, dt: n,
-    sizes=MEM_SIZES, dtypes=("i32",), peers=PEERS["histogram"], description="256-bin histogram of n i32 values; reads n"))
+    sizes=MEM_SIZES, dtypes=("i32",), peers=PEERS["histogram"],
+    description="256-bin histogram of n i32 values; reads n"))
 
 _add(Kernel(
     "matmul", HERE / "matmul.fut", "matmul_{dtype}",
@@ -174,7 +180,8 @@ _add(Kernel(
     bytes_moved=lambda n, dt: 3 * int(round(n ** 0.5)) ** 2 * _itemsize(dt),
     flops=lambda n, dt: 2 * int(round(n ** 0.5)) ** 3,
     sizes=(64**2, 128**2, 256**2, 512**2, 1024**2), dtypes=("f32", "f64"), rtol={"f32": 1e-4, "f64": 1e-12},
-    peers=PEERS["matmul"], description="dense sqrt(n) x sqrt(n) matrix multiply; 2 m^3 flops", size_label="matrix elements"))
+    peers=PEERS["matmul"],
+    description="dense sqrt(n) x sqrt(n) matrix multiply; 2 m^3 flops", size_label="matrix elements"))
 
 _MANDEL_LIMIT = 64
 _add(Kernel(
@@ -185,7 +192,8 @@ _add(Kernel(
     # upper bound on work: every pixel iterating to the limit, 7 flops per iteration (3 mul, 3 add, 1 cmp-add)
     flops=lambda n, dt: 7 * _MANDEL_LIMIT * int(round(n ** 0.5)) ** 2,
     sizes=(64**2, 256**2, 1024**2), dtypes=("f32",), check=_mandelbrot_check,
-    peers=PEERS["mandelbrot"], description=f"escape counts on a sqrt(n) x sqrt(n) grid, {_MANDEL_LIMIT} iterations at most (flops: upper "
+    peers=PEERS["mandelbrot"],
+    description=f"escape counts on a sqrt(n) x sqrt(n) grid, {_MANDEL_LIMIT} iterations at most (flops: upper "
                 "bound)", size_label="pixels"))
 
 

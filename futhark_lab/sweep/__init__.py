@@ -1,8 +1,8 @@
 """Declarative sweeps (in the spirit of ``triton.testing.perf_report``) into tidy, durable DataFrames.
 
 ``from futhark_lab import sweep as sw``: describe a ``Kernel``, pick implementations (``sw.futhark``, ``sw.torch``,
-``sw.numpy_impl``, ``sw.custom``, and the peers ``sw.jax``, ``sw.torch_compile``, ``sw.numba``, ``sw.cupy``, ``sw.triton``,
-``sw.pycuda``) and call ``sw.sweep``.  The parts live in this package's modules, one concern each.
+``sw.numpy_impl``, ``sw.custom``, and the peers ``sw.jax``, ``sw.torch_compile``, ``sw.numba``, ``sw.cupy``,
+``sw.triton``, ``sw.pycuda``) and call ``sw.sweep``.  The parts live in this package's modules, one concern each.
 """
 
 from ..measure.compare import compare

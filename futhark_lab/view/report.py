@@ -20,7 +20,8 @@ NOISY = 0.05
 COLUMNS = [("kernel", "kernel"), ("impl", "implementation"), ("backend", "backend"), ("device", "device"),
            ("size", "size"), ("dtype", "dtype"), ("time_s_median", "median (s)"), ("time_s_iqr", "IQR (s)"),
            ("n", "n"), ("rel_noise", "noise"), ("first_call_s", "first call (s)"), ("recompiles", "recompiles"),
-           ("device_time_s_median", "device span (s)"), ("batch_s_per_call", "batch, per call (s)"), ("gbps", "GB/s"), ("gflops", "GFLOP/s"),
+           ("device_time_s_median", "device span (s)"), ("batch_s_per_call", "batch, per call (s)"),
+           ("gbps", "GB/s"), ("gflops", "GFLOP/s"),
            ("pct_peak_attr", "% attr peak"), ("ceiling", "ceiling"), ("pct_ceiling", "% measured ceiling"),
            ("correct", "correct"), ("error", "error")]
 
