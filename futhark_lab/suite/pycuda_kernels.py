@@ -69,7 +69,7 @@ def matmul(a, b):
     m, k = a.shape
     n = b.shape[1]
     c = gpuarray.empty((m, n), a.dtype)
-    fn(a, b, c, np.int32(m), np.int32(k), np.int32(n), block=(TILE, TILE, 1),
+    fn(a.gpudata, b.gpudata, c.gpudata, np.int32(m), np.int32(k), np.int32(n), block=(TILE, TILE, 1),
        grid=((n + TILE - 1) // TILE, (m + TILE - 1) // TILE))
     return c
 
