@@ -30,8 +30,8 @@ def _dot_kernel(x_ptr, y_ptr, partial_ptr, n, BLOCK: tl.constexpr):
 @triton.jit
 def _sum_kernel(partial_ptr, out_ptr, n, BLOCK: tl.constexpr):
     acc = tl.zeros((BLOCK,), dtype=partial_ptr.dtype.element_ty)
-    for start in range(0, n, BLOCK):
-        offs = start + tl.arange(0, BLOCK)
+    for i in range(0, tl.cdiv(n, BLOCK)):
+        offs = i * BLOCK + tl.arange(0, BLOCK)
         acc += tl.load(partial_ptr + offs, mask=offs < n, other=0.0)
     tl.store(out_ptr, tl.sum(acc, axis=0))
 
@@ -92,13 +92,13 @@ def _matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, sam, sak, sbk, sbn, scm, scn,
     rn = pid_n * BN + tl.arange(0, BN)
     rk = tl.arange(0, BK)
     acc = tl.zeros((BM, BN), dtype=c_ptr.dtype.element_ty)
-    for k0 in range(0, K, BK):
-        kk = k0 + rk
+    for i in range(0, tl.cdiv(K, BK)):
+        kk = i * BK + rk
         a = tl.load(a_ptr + rm[:, None] * sam + kk[None, :] * sak, mask=(rm[:, None] < M) & (kk[None, :] < K),
                     other=0.0)
         b = tl.load(b_ptr + kk[:, None] * sbk + rn[None, :] * sbn, mask=(kk[:, None] < K) & (rn[None, :] < N),
                     other=0.0)
-        acc = tl.dot(a, b, acc, input_precision="ieee")     # no TF32: the reference's precision
+        acc = tl.dot(a, b, acc, input_precision="ieee", out_dtype=c_ptr.dtype.element_ty)  # no TF32, f64 stays f64
     tl.store(c_ptr + rm[:, None] * scm + rn[None, :] * scn, acc, mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
