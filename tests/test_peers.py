@@ -238,3 +238,16 @@ def test_numba_cuda_peer_and_the_suite_kernels_on_numbas_cuda_simulator(tmp_path
     for r in rows:
         assert r[2] == "numba-cuda" and r[3] == "True" and r[4] == "None", r
         assert int(float(r[5])) >= 3 and r[6] == "synchronize"
+
+
+def test_torch_compile_that_compiles_nothing_is_said(tmp_path):
+    """The suite's mandelbrot breaks on a data-dependent `.any()` in its loop: Dynamo gives up on the frame and
+    runs it eagerly; the rows say nothing was compiled and the report says what that means."""
+    pytest.importorskip("torch")
+    from futhark_lab.view.report import warnings_for
+
+    df = sw.sweep(suite.get("mandelbrot"), [sw.torch_compile("cpu")], sizes=[32 ** 2], policy=SHORT, rounds=1,
+                  results=tmp_path, progress=False, hardware=None)
+    assert (df["correct"] == True).all()  # noqa: E712
+    assert (df["first_call_compiles"] == 0).all()
+    assert any("compiled no graph" in w for w in warnings_for(df))

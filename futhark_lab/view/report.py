@@ -90,6 +90,13 @@ def warnings_for(df: pd.DataFrame) -> list[str]:
             out.append(f"{impl}: {first.split(': ', 1)[-1]}")
         for _, r in failed[~skipped].iterrows():
             out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,} failed: {r['error']}")
+    if "first_call_compiles" in df and "kind" in df:
+        tc = df[(df["kind"] == "torch-compile") & df["first_call_compiles"].notna()]
+        for (impl, kernel), g in tc.groupby(["impl", "kernel"]):
+            if (g["first_call_compiles"] == 0).all() and (g["recompiles"].fillna(0) == 0).all():
+                out.append(f"{impl} on {kernel} compiled no graph in this run: Dynamo ran the function eagerly "
+                           "(an unsupported construct, e.g. a data-dependent branch on .any()), so these rows time "
+                           "eager PyTorch")
     if "recompiles" in df:
         again = df[df["recompiles"].fillna(0) > 0]
         for _, r in again.iterrows():
