@@ -251,3 +251,13 @@ def test_torch_compile_that_compiles_nothing_is_said(tmp_path):
     assert (df["correct"] == True).all()  # noqa: E712
     assert (df["first_call_compiles"] == 0).all()
     assert any("compiled no graph" in w for w in warnings_for(df))
+
+
+def test_peers_on_the_command_line_are_checked():
+    from futhark_lab.commands.common import PEER_NAMES, parse_peers
+
+    assert parse_peers("all") == list(PEER_NAMES)
+    assert parse_peers("") == []
+    assert parse_peers("jax, numba") == ["jax", "numba"]
+    with pytest.raises(SystemExit, match="unknown peer.*jaxx.*choose from jax"):
+        parse_peers("jaxx")

@@ -197,8 +197,10 @@ def _pool_owner(impl: Impl) -> str | None:
     """Which thread pool a CPU implementation runs on (threadpoolctl's user_api), or None for none of them."""
     if impl.kind == "numpy":
         return "blas"
-    if impl.kind == "torch":
+    if impl.kind in ("torch", "torch-compile"):     # Inductor's CPU code runs on PyTorch's OpenMP pool
         return "openmp"
+    if impl.kind == "jax":
+        return "xla"
     if impl.kind == "futhark" and impl.backend in ("multicore", "ispc"):
         return "futhark"
     return None
