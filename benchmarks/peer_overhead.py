@@ -13,8 +13,9 @@ interleaved rounds, on the same compiled function and the same device-resident i
   numba.cuda — ``cuda.event`` pairs (Numba's documentation) and a call + ``cuda.synchronize()`` loop;
   PyCUDA — ``pycuda.driver.Event`` pairs and a call + ``Context.synchronize()`` loop.
 
-Printed per peer: each side's median over rounds (of per-round medians) and the ratio workbench / bare; the target
-is within 5%.  ``triton.testing.do_bench`` empties the L2 cache before every run, so its comparison is made at a
+Printed per peer: each side's median over rounds (of per-round medians), the ratio workbench / bare of those, and
+the median and IQR of the per-round ratios (the two sides of a round ran back to back, their order alternating
+round by round); the target is within 5%.  ``triton.testing.do_bench`` empties the L2 cache before every run, so its comparison is made at a
 size far larger than the L2 (--gpu-size, default 1e8 f32 = 400 MB), where a flushed and a warm run read the same.
 
     python benchmarks/peer_overhead.py                       # CPU peers at n = 1e6 (f32)
@@ -229,12 +230,19 @@ def compare(name: str, impl, bare_fn, device: str, n: int, rounds: int, budget_s
     except PeerUnavailable as exc:
         return [f"{name:14} {device:5} {n:>11,}  skipped: {exc}"]
     sides = {"host": ([], []), "device": ([], [])}
-    for _ in range(rounds):     # interleaved: workbench then bare, each round
-        sides["host"][0].append(workbench(p, budget_s))
-        sides["host"][1].append(bare["host"][1](budget_s))
+    for r in range(rounds):     # interleaved, the order alternating round by round
+        first_wb = r % 2 == 0
+        for wb_turn in ((True, False) if first_wb else (False, True)):
+            if wb_turn:
+                sides["host"][0].append(workbench(p, budget_s))
+            else:
+                sides["host"][1].append(bare["host"][1](budget_s))
         if "device" in bare and p.device_timer is not None:
-            sides["device"][0].append(workbench_device(p, budget_s))
-            sides["device"][1].append(bare["device"][1](budget_s))
+            for wb_turn in ((True, False) if first_wb else (False, True)):
+                if wb_turn:
+                    sides["device"][0].append(workbench_device(p, budget_s))
+                else:
+                    sides["device"][1].append(bare["device"][1](budget_s))
     lines = []
     for what, (wb, br) in sides.items():
         if not wb:
@@ -242,7 +250,7 @@ def compare(name: str, impl, bare_fn, device: str, n: int, rounds: int, budget_s
         w, b = statistics.median(wb), statistics.median(br)
         ratio = w / b
         paired = [x / y for x, y in zip(wb, br)]
-        q1, q3 = np.percentile(paired, [25, 75])
+        q1, pm, q3 = np.percentile(paired, [25, 50, 75])
         how = bare[what][0]
         flag = "ok" if abs(ratio - 1) <= 0.05 else "OFF"
         note = ""
@@ -250,7 +258,7 @@ def compare(name: str, impl, bare_fn, device: str, n: int, rounds: int, budget_s
             note = "  (do_bench empties the L2 before each run: not comparable at a cache-resident size)"
             flag = "n/a"
         lines.append(f"{name:14} {device:5} {n:>11,}  {what:6} workbench {w * 1e6:10.2f} us  bare {b * 1e6:10.2f} us  "
-                     f"ratio {ratio:6.3f} (rounds' IQR {q1:.2f}-{q3:.2f})  {flag:3}  bare = {how}{note}")
+                     f"ratio {ratio:6.3f} (per round: median {pm:.3f}, IQR {q1:.2f}-{q3:.2f})  {flag:3}  bare = {how}{note}")
     return lines
 
 
@@ -259,8 +267,9 @@ def main() -> int:
     ap.add_argument("--size", type=float, default=1e6)
     ap.add_argument("--gpu", action="store_true", help="also the GPU peers")
     ap.add_argument("--gpu-size", type=float, default=1e8)
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--budget", type=float, default=0.1, help="seconds per side per round")
+    ap.add_argument("--only", help="comma-separated peer names (default: all)")
     a = ap.parse_args()
     import os
     import platform
@@ -270,6 +279,8 @@ def main() -> int:
     todo = [("cpu", int(a.size))] + ([("cuda", int(a.size)), ("cuda", int(a.gpu_size))] if a.gpu else [])
     for device, n in todo:
         for name, make, bare_fn in PEERS[device]:
+            if a.only and name not in a.only.split(","):
+                continue
             try:
                 lines = compare(name, make(), bare_fn, device, n, a.rounds, a.budget)
             except Exception as exc:  # noqa: BLE001 - one peer's failure is printed, the others still run
