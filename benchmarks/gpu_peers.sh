@@ -21,7 +21,7 @@ for m in torch jax jaxlib cupy triton numba numba_cuda pycuda numpy; do
   python3 -c "import $m; print('$m', getattr($m, '__version__', '?'))" >>"$D/versions.txt" 2>&1 || echo "$m missing" >>"$D/versions.txt"
 done
 
-timeout 40 python3 -m futhark_lab.cli doctor --backends cuda >"$D/doctor.txt" 2>&1
+timeout 30 python3 -m futhark_lab.cli doctor --backends cuda >"$D/doctor.txt" 2>&1
 cat "$D/doctor.txt"
 
 timeout 150 python3 - >"$D/sweep.txt" 2>&1 <<PY
@@ -56,9 +56,9 @@ PY
 echo "sweep exit $?" >>"$D/sweep.txt"
 tail -4 "$D/sweep.txt"
 
-timeout 80 python3 benchmarks/peer_overhead.py --gpu --rounds 9 --budget 0.05 >"$D/peer_overhead.txt" 2>&1
+timeout 100 python3 benchmarks/peer_overhead.py --gpu --rounds 9 --budget 0.05 >"$D/peer_overhead.txt" 2>&1
 echo "peer_overhead exit $?" >>"$D/peer_overhead.txt"
 cat "$D/peer_overhead.txt"
 
-timeout 80 python3 -m pytest -q -rs -p no:cacheprovider tests/test_gpu_peers.py >"$D/gpu_peer_tests.txt" 2>&1
+timeout 75 python3 -m pytest -q -rs -p no:cacheprovider tests/test_gpu_peers.py >"$D/gpu_peer_tests.txt" 2>&1
 tail -3 "$D/gpu_peer_tests.txt"
