@@ -4,7 +4,7 @@
 # Needs python3 with torch (CUDA), jax[cuda], cupy, triton, numba + numba-cuda (pycuda optional: skipped, saying so,
 # when absent) and $FUTHARK (or futhark on PATH) for the futhark-cuda rows.  Writes everything under $OUT/peers/:
 #   doctor.txt            which backends and peers work there
-#   sweep.txt + peers-gpu/ sum_squares, saxpy, dot (1e4..1e8) and matmul (256^2..4096^2), f32: futhark-cuda, torch-cuda
+#   sweep.txt + peers-gpu/ sum_squares, saxpy (1e4..1e8) and matmul (256^2..4096^2), f32: futhark-cuda, torch-cuda
 #                         and every peer, one run with report.html
 #   peer_overhead.txt     benchmarks/peer_overhead.py --gpu: workbench / bare timing per peer (target within 5%)
 #   gpu_peer_tests.txt    tests/test_gpu_peers.py
@@ -33,8 +33,7 @@ from futhark_lab.view import report
 from futhark_lab.builder.toolchain import futhark_available
 
 run_id = "peers-gpu"
-plan = {"sum_squares": [10**4, 10**6, 10**8], "saxpy": [10**4, 10**6, 10**8], "dot": [10**6, 10**8],
-        "matmul": [256**2, 1024**2, 4096**2]}
+plan = {"sum_squares": [10**4, 10**6, 10**8], "saxpy": [10**4, 10**6, 10**8], "matmul": [256**2, 1024**2, 4096**2]}
 df = None
 for name, sizes in plan.items():
     k = suite.get(name)
