@@ -18,7 +18,7 @@
           python = pkgs.python3.withPackages (ps: with ps; [
             numpy pandas scipy matplotlib cffi jinja2 tqdm psutil
             jupyterlab ipykernel ipywidgets nbclient nbformat nbconvert
-            pyopencl pycuda torch
+            pyopencl pycuda torch jax jaxlib numba
             pytest pytest-timeout hypothesis
           ]);
           # An ICD directory that lists PoCL (CPU); the shell hook adds the host's NVIDIA ICD when a driver exists.

@@ -53,3 +53,19 @@ class BackendUnavailable(FutharkLabError):
         if fix:
             text += f"\n  fix: {fix}"
         super().__init__(text)
+
+
+class PeerUnavailable(FutharkLabError, ImportError):
+    """A peer library (JAX, CuPy, Triton, Numba, PyCUDA, torch.compile's compiler) cannot run here.
+
+    A sweep records it as the implementation's skip reason with ``hint`` (the install line), never as a crash.
+    """
+
+    def __init__(self, peer: str, reason: str, hint: str = ""):
+        self.peer = peer
+        self.reason = reason
+        self.hint = hint
+        text = f"peer {peer!r} skipped: {reason}"
+        if hint:
+            text += f"; install: {hint}"
+        super().__init__(text)

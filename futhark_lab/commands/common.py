@@ -90,6 +90,71 @@ def implementations(backends: list[str], torch_devices: list[str], numpy: bool, 
 STATUS: dict = {}
 
 
+PEER_NAMES = ("jax", "torch-compile", "numba", "cupy", "triton", "pycuda")
+
+
+def parse_peers(text: str | None) -> list[str]:
+    """'jax,numba' → the names; 'all' → every peer; '' or None → none."""
+    if not text:
+        return []
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if names == ["all"]:
+        return list(PEER_NAMES)
+    bad = [n for n in names if n not in PEER_NAMES]
+    if bad:
+        raise SystemExit(f"error: --peers: unknown peer(s) {', '.join(bad)}; choose from {', '.join(PEER_NAMES)} "
+                         "or 'all'")
+    return names
+
+
+_AVAILABLE: dict = {}
+_SAID: set = set()
+
+
+def _say(quiet: bool, line: str) -> None:
+    if not quiet and line not in _SAID:
+        _SAID.add(line)
+        print(line, file=sys.stderr)
+
+
+def peer_implementations(names: list[str], torch_devs: list[str], kernel, quiet: bool) -> list:
+    """The peers' implementations for ``kernel``: every device a peer works on here (torch.compile: the PyTorch
+    devices asked for) and every variant the kernel has; the others are skipped with the reason and install line."""
+    from ..sweep.impls import PEER_DEVICES
+    from ..sweep.impls import peer as peermod
+
+    impls = []
+    for name, module, devices in PEER_DEVICES:
+        if name not in names:
+            continue
+        for dev in devices:
+            if name == "torch-compile" and dev not in torch_devs:
+                continue
+            key = "numba-cuda" if (name, dev) == ("numba", "cuda") else name
+            if key == "torch-compile":
+                variants = [None if v == "default" else v for v in kernel.torch] if "torch-compile" not in \
+                    kernel.peers else peermod.variants(kernel, key)
+            else:
+                variants = peermod.variants(kernel, key)
+            if not variants:
+                _say(quiet, f"  {key + '-' + dev:18} skipped: kernel {kernel.name!r} has no {key} version")
+                continue
+            if (name, dev) not in _AVAILABLE:
+                _AVAILABLE[name, dev] = module.available(dev)
+            works, why = _AVAILABLE[name, dev]
+            if not works:
+                _say(quiet, f"  {key + '-' + dev:18} skipped: {why}")
+                continue
+            for v in variants:
+                if name == "torch-compile":
+                    impls.append(module.torch_compile(dev, v))
+                elif dev == "cuda" and name in ("cupy", "triton", "pycuda"):
+                    impls.append(getattr(module, name)(v))
+                else:
+                    impls.append(getattr(module, name)(dev, v))
+    return impls
+
+
 def working_backends(candidates: tuple[str, ...], quiet: bool) -> list[str]:
     """The backends that work here, each checked by the doctor (its words: ok with the device, or FAILS with
     the cause; an OpenCL platform on the CPU is named as such)."""

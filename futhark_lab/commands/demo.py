@@ -10,6 +10,8 @@ from .common import (
     implementations,
     load_suite,
     print_failures,
+    parse_peers,
+    peer_implementations,
     print_summary,
     sweep_on_devices,
     torch_devices,
@@ -64,6 +66,7 @@ def _demo_sweeps(a, suite, backends, run_id, sizes_cap, policy, frames, cluster)
         kernel = suite.get(name)
         # pyopencl's generated host code is slow at tiny sizes but fine as a demo of a working path
         impls = implementations([b for b in backends if b != "python"], torch_devices(None), True, False, kernel)
+        impls += peer_implementations(parse_peers(a.peers), torch_devices(None), kernel, a.quiet)
         cap = CPU_MAX_SIZE if sizes_cap is None else sizes_cap
         sizes = [n for n in kernel.sizes if n <= cap]
         large = gpu_sizes(kernel, kernel.dtypes[:1], above=cap) if sizes_cap is None else []
@@ -86,6 +89,9 @@ def add(sub) -> None:
                    help="largest problem size (default auto: 1e6 for every implementation, and on a GPU its "
                         "implementations and NumPy also at larger sizes that fit its memory, up to 1e8 elements)")
     p.add_argument("--max-time", type=float, default=0.6, help="seconds per point at most (default 0.6)")
+    p.add_argument("--peers", default="all",
+                   help="peer libraries, comma-separated (jax,torch-compile,numba,cupy,triton,pycuda); default "
+                        "'all': every one that works here, the others skipped with their install line; '' for none")
     p.add_argument("--run-id")
     p.add_argument("--results")
     add_cluster_arguments(p)

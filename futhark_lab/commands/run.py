@@ -12,7 +12,9 @@ from .common import (
     implementations,
     load_suite,
     parse_futharks,
+    parse_peers,
     parse_sizes,
+    peer_implementations,
     print_failures,
     print_summary,
     sweep_on_devices,
@@ -101,6 +103,11 @@ def main(a) -> int:
         cpu_sizes, extra = sizes, []
     if types is not None:
         _check_memory(types, cpu_sizes + extra)
+    if not peers and a.peers:
+        raise SystemExit("error: --peers is for the suite's kernels (they carry each peer's version); for your "
+                         "program, write a Kernel with peers= in Python (docs/peers.md)")
+    if peers:
+        impls += peer_implementations(parse_peers(a.peers), torch_devices(a.torch), kernel, a.quiet)
     policy = Policy(max_time_s=a.max_time, min_time_s=min(a.min_time, a.max_time), max_noise=a.noise, cold=a.cold)
     from ..measure.store import new_run_id
     run_id = a.run_id or new_run_id()  # one run, however many sweeps it takes
@@ -158,6 +165,10 @@ def add(sub) -> None:
     p.add_argument("--dtypes", help="comma-separated dtypes, e.g. f32,f64 (default: the kernel's)")
     p.add_argument("--torch", help="PyTorch devices, e.g. cpu,cuda (default: all available; '' for none)")
     p.add_argument("--no-numpy", action="store_true", help="leave NumPy out")
+    p.add_argument("--peers", default="",
+                   help="peer libraries too, comma-separated: jax,torch-compile,numba,cupy,triton,pycuda or 'all' "
+                        "(each on every device it works on here; one that cannot run is skipped with its install "
+                        "line)")
     p.add_argument("--copy", action="store_true",
                    help="also time Futhark with inputs copied from NumPy on every call (the seeds' trap)")
     p.add_argument("--pinned", action="store_true",

@@ -30,6 +30,58 @@ class TorchEventTimer:
         return self.start.elapsed_time(self.end) / 1e3
 
 
+class CupyEventTimer:
+    """Device-side span of a call on CuPy's current stream (``cupy.cuda.Event``, ``cupy.cuda.get_elapsed_time``),
+    as ``cupyx.profiler.benchmark`` measures its ``gpu_times``."""
+
+    def __init__(self):
+        import cupy
+        self._cupy = cupy
+        self.start, self.end = cupy.cuda.Event(), cupy.cuda.Event()
+
+    def time(self, fn: Callable[[], Any]) -> float:
+        self.start.record()
+        fn()
+        self.end.record()
+        self.end.synchronize()
+        return self._cupy.cuda.get_elapsed_time(self.start, self.end) / 1e3
+
+
+class NumbaEventTimer:
+    """Device-side span of a call on Numba's default stream (``numba.cuda.event``, ``event_elapsed_time``), as
+    Numba's documentation times kernels."""
+
+    def __init__(self):
+        from numba import cuda
+        self._cuda = cuda
+        try:
+            self.start, self.end = cuda.event(timing=True), cuda.event(timing=True)
+        except TypeError:        # Numba's CUDA simulator: events take no arguments
+            self.start, self.end = cuda.event(), cuda.event()
+
+    def time(self, fn: Callable[[], Any]) -> float:
+        self.start.record()
+        fn()
+        self.end.record()
+        self.end.synchronize()
+        return self._cuda.event_elapsed_time(self.start, self.end) / 1e3
+
+
+class PycudaEventTimer:
+    """Device-side span of a call on PyCUDA's default stream (``pycuda.driver.Event``, ``time_till``)."""
+
+    def __init__(self):
+        import pycuda.driver as drv
+        self.start, self.end = drv.Event(), drv.Event()
+
+    def time(self, fn: Callable[[], Any]) -> float:
+        self.start.record()
+        fn()
+        self.end.record()
+        self.end.synchronize()
+        return self.start.time_till(self.end) / 1e3
+
+
 def device_times(fn: Callable[[], Any], timer: Any, *, min_samples: int = 10, max_samples: int = 200,
                  max_time_s: float = 1.0, clock: Callable[[], float] = time.perf_counter) -> Stats:
     """Stats of the device-side span of ``fn`` (``timer.time(fn)``: CUDA events around the call), after one

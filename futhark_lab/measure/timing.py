@@ -82,12 +82,15 @@ def measure(
     keep_result: bool = False,
     setup: Callable[[], None] | None = None,
     runtime: Callable[[], float | None] | None = None,
+    after_first: Callable[[], None] | None = None,
 ) -> Measurement:
     """Time ``fn`` (no arguments) honestly; see the module docstring for the method.  ``setup``, if given, runs
     untimed before every call (fresh copies of inputs that an entry point consumes, as futhark bench reloads them).
     ``runtime``, if given, returns the duration the callee measured of its own last call (a Futhark entry point's
     ``last_runtime_s``: entry + sync timed in C, futhark bench's definition); samples are then those durations, and
-    the host clock's times of the same calls are kept beside them (``host_samples_s``)."""
+    the host clock's times of the same calls are kept beside them (``host_samples_s``).  ``after_first``, if given,
+    runs untimed right after the first call (a JIT's compile count read there tells compiles apart from
+    recompiles during the samples)."""
     policy = policy or Policy()
     if sync is not None:
         sync_fn, sync_name = sync, getattr(sync, "__qualname__", "custom")
@@ -104,6 +107,8 @@ def measure(
         sync_fn, sync_name = detected, detected_name + " (detected from the result)"
     sync_fn()
     first = clock() - t0
+    if after_first is not None:
+        after_first()
     if not keep_result:
         result = None
 

@@ -1,6 +1,6 @@
 """The kernel suite, from memory-bound to compute-bound: each kernel's Futhark source, NumPy reference, PyTorch
-equivalents, seeded inputs, and the bytes and flops one call must move and do (counted explicitly, minimum traffic:
-every input read once, every output written once).
+equivalents, its versions in the peer libraries (``suite.peers``), seeded inputs, and the bytes and flops one call
+must move and do (counted explicitly, minimum traffic: every input read once, every output written once).
 
 Shipped in the package (the .fut files are package data), so ``from futhark_lab import suite`` works wherever
 futhark-lab is installed; a checkout's top-level ``kernels/`` links to the same files for the command line."""
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..sweep.kernel import Kernel
+from .peers import PEERS
 
 HERE = Path(__file__).resolve().parent
 NP = {"f32": np.float32, "f64": np.float64}
@@ -23,6 +24,33 @@ def _itemsize(dtype: str) -> int:
 
 def _vec(n, dtype, rng, k=1):
     return tuple(rng.standard_normal(n).astype(NP[dtype]) for _ in range(k))
+
+
+# PyTorch versions import torch in their body (torch stays optional here, and Dynamo traces an import statement;
+# ``__import__("torch")`` would be a graph break under torch.compile)
+def _torch_sum_squares(x):
+    import torch
+    return torch.sum(x * x)
+
+
+def _torch_dot_self(x):
+    import torch
+    return torch.dot(x, x)
+
+
+def _torch_dot(x, y):
+    import torch
+    return torch.dot(x, y)
+
+
+def _torch_cumsum(x):
+    import torch
+    return torch.cumsum(x, 0)
+
+
+def _torch_bincount(x):
+    import torch
+    return torch.bincount(x, minlength=256).to(torch.int32)
 
 
 def _torch_mandelbrot(n: int, limit: int):
@@ -89,9 +117,10 @@ _add(Kernel(
     "sum_squares", HERE / "sum_squares.fut", "sum_squares_{dtype}",
     make_inputs=lambda n, dt, rng: _vec(n, dt, rng),
     numpy=lambda x: np.sum(x * x),
-    torch={"sum": lambda x: __import__("torch").sum(x * x), "dot": lambda x: __import__("torch").dot(x, x)},
+    torch={"sum": _torch_sum_squares, "dot": _torch_dot_self},
     bytes_moved=lambda n, dt: n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-9}, large_sizes=GPU_MEM_SIZES,
+    peers=PEERS["sum_squares"],
     description="sum of x*x; reads n elements"))
 
 _add(Kernel(
@@ -101,15 +130,17 @@ _add(Kernel(
     torch={"default": lambda a, x, y: a * x + y},
     bytes_moved=lambda n, dt: 3 * n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-6, "f64": 1e-15}, large_sizes=GPU_MEM_SIZES,
+    peers=PEERS["saxpy"],
     description="a*x + y; reads 2n, writes n"))
 
 _add(Kernel(
     "dot", HERE / "dot.fut", "dot_{dtype}",
     make_inputs=lambda n, dt, rng: _vec(n, dt, rng, 2),
     numpy=lambda x, y: np.dot(x, y),
-    torch={"default": lambda x, y: __import__("torch").dot(x, y)},
+    torch={"default": _torch_dot},
     bytes_moved=lambda n, dt: 2 * n * _itemsize(dt), flops=lambda n, dt: 2 * n,
     sizes=MEM_SIZES, dtypes=("f32", "f64"), rtol={"f32": 1e-2, "f64": 1e-9}, large_sizes=GPU_MEM_SIZES,
+    peers=PEERS["dot"],
     description="x . y; reads 2n"))
 
 _add(Kernel(
@@ -120,6 +151,7 @@ _add(Kernel(
     flops=lambda n, dt: 5 * int(round(n ** 0.5)) ** 2,
     sizes=(10**4, 10**5, 10**6, 10**7), dtypes=("f32", "f64"), rtol={"f32": 1e-6, "f64": 1e-14},
     large_sizes=GPU_MEM_SIZES,
+    peers=PEERS["stencil"],
     description="one Jacobi step of the 5-point stencil on a sqrt(n) x sqrt(n) grid; reads and writes n",
     size_label="grid points"))
 
@@ -127,18 +159,20 @@ _add(Kernel(
     "scan", HERE / "scan.fut", "scan_{dtype}",
     make_inputs=lambda n, dt, rng: (rng.random(n).astype(NP[dt]),),
     numpy=lambda x: np.cumsum(x, dtype=x.dtype),
-    torch={"default": lambda x: __import__("torch").cumsum(x, 0)},
+    torch={"default": _torch_cumsum},
     bytes_moved=lambda n, dt: 2 * n * _itemsize(dt), flops=lambda n, dt: n,
     sizes=MEM_SIZES, dtypes=("f64", "f32"), rtol={"f32": 1e-3, "f64": 1e-10}, large_sizes=GPU_MEM_SIZES,
+    peers=PEERS["scan"],
     description="inclusive prefix sum; reads n, writes n"))
 
 _add(Kernel(
     "histogram", HERE / "histogram.fut", "histogram_i32",
     make_inputs=lambda n, dt, rng: (rng.integers(0, 256, n, dtype=np.int32),),
     numpy=lambda x: np.bincount(x, minlength=256).astype(np.int32),
-    torch={"default": lambda x: __import__("torch").bincount(x, minlength=256).to(__import__("torch").int32)},
+    torch={"default": _torch_bincount},
     bytes_moved=lambda n, dt: 4 * n + 4 * 256, flops=lambda n, dt: n,
     sizes=MEM_SIZES, dtypes=("i32",), large_sizes=GPU_MEM_SIZES,
+    peers=PEERS["histogram"],
     description="256-bin histogram of n i32 values; reads n"))
 
 _add(Kernel(
@@ -151,6 +185,7 @@ _add(Kernel(
     flops=lambda n, dt: 2 * int(round(n ** 0.5)) ** 3,
     sizes=(64**2, 128**2, 256**2, 512**2, 1024**2), dtypes=("f32", "f64"), rtol={"f32": 1e-4, "f64": 1e-12},
     large_sizes=(2048**2, 4096**2),  # 4096^2: 0.14 TFLOP per call; NumPy's reference still takes well under a second
+    peers=PEERS["matmul"],
     description="dense sqrt(n) x sqrt(n) matrix multiply; 2 m^3 flops", size_label="matrix elements"))
 
 _MANDEL_LIMIT = 64
@@ -163,6 +198,7 @@ _add(Kernel(
     flops=lambda n, dt: 7 * _MANDEL_LIMIT * int(round(n ** 0.5)) ** 2,
     sizes=(64**2, 256**2, 1024**2), dtypes=("f32",), check=_mandelbrot_check,
     large_sizes=(2048**2,),  # 4.2 M pixels x 64 iterations; NumPy's reference (on the host) takes seconds beyond
+    peers=PEERS["mandelbrot"],
     description=f"escape counts on a sqrt(n) x sqrt(n) grid, {_MANDEL_LIMIT} iterations at most (flops: upper "
                 "bound)", size_label="pixels"))
 

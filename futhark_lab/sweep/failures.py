@@ -1,5 +1,6 @@
 """What a sweep does when implementations fail (``on_error``): warn per implementation, or raise ``SweepFailed``
-(with every row) when one failed at every point of a kernel.
+(with every row) when one failed at every point of a kernel.  A peer whose package is missing (``PeerUnavailable``)
+is skipped with its install line, never counted as a failure.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def _report_failures(outcome: dict[tuple[str, str], list[str | None]], on_error:
     for (kernel, impl), errs in outcome.items():
         failed = [e for e in errs if e]
         if not failed:
+            continue
+        if all(e.startswith("PeerUnavailable") for e in failed):  # a missing package: skipped, never a failure
+            warnings.warn(f"sweep: {impl} on {kernel}: {failed[0].split(': ', 1)[1]}", stacklevel=3)
             continue
         line = f"{impl} on {kernel}: failed at {len(failed)} of {len(errs)} point(s); first error: {failed[0]}"
         if len(failed) == len(errs) and on_error == "raise-if-all":

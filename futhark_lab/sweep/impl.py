@@ -14,10 +14,11 @@ import numpy as np
 
 @dataclasses.dataclass
 class Impl:
-    """Who computes a kernel.  Build with ``futhark()``, ``torch()``, ``numpy_impl()`` or ``custom()``."""
+    """Who computes a kernel.  Build with ``futhark()``, ``torch()``, ``numpy_impl()``, ``custom()`` or a peer's
+    constructor (``jax()``, ``torch_compile()``, ``numba()``, ``cupy()``, ``triton()``, ``pycuda()``)."""
 
     name: str
-    kind: str                      # futhark | torch | numpy | custom
+    kind: str                      # futhark | torch | numpy | custom | jax | torch-compile | numba | cupy | ...
     backend: str                   # futhark backend, or the library for others
     device: str = "cpu"            # cpu | cuda
     resident: bool = True          # futhark/torch-cuda: inputs moved to the device once (False: every call)
@@ -25,6 +26,7 @@ class Impl:
     fn: Callable | None = None
     torch_variant: str | None = None
     pinned: bool = False           # GPU: host inputs staged once in page-locked memory, copied to the device from it
+    variant: str | None = None     # peers: which of the kernel's functions for that library (Kernel.peers)
 
     @property
     def label(self) -> str:
@@ -45,6 +47,7 @@ class Prepared:
     device_timer: Any = None                    # .time(fn) -> device-side span (CUDA events)
     launch: Callable[[], Any] | None = None     # the call without its synchronisation (batch figure)
     call_syncs: bool = False                    # the call itself synchronises (Futhark entry points)
+    compiles: Callable[[], int] | None = None   # JIT peers: compilations so far (recompiles detected around samples)
 
 
 def _median_time(fn: Callable[[], Any], reps: int = 3) -> tuple[float, Any]:
@@ -63,8 +66,13 @@ def _host(x: Any) -> Any:
         if type(x).__module__.startswith("torch"):
             return x.detach().cpu().numpy()
         return x.numpy()
-    if hasattr(x, "get") and type(x).__module__.startswith(("pyopencl", "cupy")):
+    mod = type(x).__module__ or ""
+    if hasattr(x, "get") and mod.startswith(("pyopencl", "cupy", "pycuda")):
         return x.get()
+    if mod.startswith(("jax", "jaxlib")):      # a jax.Array: np.asarray waits for it and copies it to the host
+        return np.asarray(x)
+    if mod.startswith("numba") and hasattr(x, "copy_to_host"):
+        return x.copy_to_host()
     return x
 
 

@@ -13,8 +13,29 @@ import numpy as np
 
 DTYPES = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64,
           "u8": np.uint8}
+#: The peer libraries a Kernel may name in ``peers`` (each one a module under ``sweep/impls/``).
+PEERS = ("jax", "torch-compile", "numba", "numba-cuda", "cupy", "triton", "pycuda")
 #: Relative tolerance by dtype for floating-point answers that may be summed in another order.
 DEFAULT_RTOL = {"f16": 1e-2, "f32": 1e-4, "f64": 1e-10}
+
+
+class Lazy:
+    """A peer function named by module and attribute, imported when a sweep first needs it (a ``@triton.jit`` or
+    ``@cuda.jit`` kernel's module imports its library at import time): ``Kernel(peers={"triton":
+    Lazy("mykernels", "sum_squares")})``.  The sweep resolves it once, so calls go straight to the function."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def resolve(self) -> Callable[..., Any]:
+        import importlib
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __call__(self, *args: Any) -> Any:
+        return self.resolve()(*args)
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.module!r}, {self.name!r})"
 
 
 # --------------------------------------------------------------------------- descriptions
@@ -36,6 +57,12 @@ class Kernel:
     ``large_sizes``: sizes beyond ``sizes`` where a GPU shows its bandwidth; a sweep's default sizes on a GPU add
     those that fit its memory (``sweep.devicesizes``).
     ``dtypes``: default: the element type of the entry point's first array parameter when it can be read, else f64.
+    ``peers``: the kernel in other libraries, one line each, ``{peer: function}`` or ``{peer: {variant: function}}``
+    (``PEERS`` names them): ``"jax"`` a function of jax arrays (jitted by the sweep unless already jitted),
+    ``"numba"`` a function ``numba.njit`` compiles (or a dispatcher), ``"cupy"`` a function of CuPy arrays (plain
+    CuPy or a user kernel), ``"triton"`` a launcher of a ``@triton.jit`` kernel taking and returning CUDA tensors,
+    ``"numba-cuda"`` a launcher taking and returning numba device arrays, ``"pycuda"`` a launcher taking and
+    returning ``pycuda.gpuarray`` arrays, ``"torch-compile"`` a function to compile instead of ``torch``'s.
     """
 
     name: str
@@ -53,6 +80,7 @@ class Kernel:
     description: str = ""
     size_label: str = "elements"
     large_sizes: Sequence[int] = ()   # added on a GPU, where memory allows (``sweep.devicesizes``)
+    peers: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         prog = _program_of(self.source)
@@ -73,6 +101,14 @@ class Kernel:
                 _check_arity(self.name, what, fn, 2, "(n, dtype)")
         if callable(self.torch):
             self.torch = {"default": self.torch}
+        unknown = sorted(set(self.peers) - set(PEERS))
+        if unknown:
+            raise ValueError(f"Kernel {self.name!r}: peers has {', '.join(map(repr, unknown))}; the peers are "
+                             f"{', '.join(PEERS)}")
+        for peer, fn in self.peers.items():
+            if not (callable(fn) or (isinstance(fn, dict) and fn and all(callable(f) for f in fn.values()))):
+                raise TypeError(f"Kernel {self.name!r}: peers[{peer!r}] must be a function or a dict "
+                                "{variant: function}")
         if self.dtypes is None:
             self.dtypes = (prog.dtype(self.entry) or "f64",)
         self._program = prog

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import PeerUnavailable
 from ..measure.sync import entry_synchronised
 from ..measure.timing import Measurement, Policy, measure
 from .answers import _reference
@@ -80,12 +81,14 @@ class PointRunner:
             try:
                 prepared[impl.name] = prepare(impl, kernel, dtype, inputs, self.modules)
             except Exception as exc:  # noqa: BLE001 - recorded per point
-                if on_error == "raise":
+                if on_error == "raise" and not isinstance(exc, PeerUnavailable):  # a missing package: skipped
                     raise
                 prepared[impl.name] = exc
         samples: dict[str, list[float]] = {i.name: [] for i in todo}
         firsts: dict[str, Measurement] = {}
         errors: dict[str, str] = {}
+        extra: dict[str, dict] = {}
+        compiles = _CompileCounts()
         for r in range(self.rounds):
             for impl in todo:  # interleaved: every implementation once per round
                 p = prepared[impl.name]
@@ -94,13 +97,16 @@ class PointRunner:
                 try:
                     with _own_pools(impl, self.cpu_mixed):
                         sample_sync = entry_synchronised if p.call_syncs else p.sync
+                        before = compiles.before(impl.name, p)
                         m = measure(p.call, device=p.measure_device if p.sync is None else "cpu",
                                     sync=sample_sync,
                                     policy=self.per_round_cpu if self.cpu_mixed and _hw_key(impl) == "cpu"
                                     else self.per_round,
                                     keep_result=(r == 0),
                                     flush=(p.flush or self.flushers.get(_hw_key(impl))) if policy.cold and r == 0
-                                    else None)
+                                    else None,
+                                    after_first=compiles.first_marker(impl.name, p, before) if r == 0 else None)
+                        compiles.after(impl.name, p, before)
                 except Exception as exc:  # noqa: BLE001
                     if on_error == "raise":
                         raise
@@ -109,15 +115,16 @@ class PointRunner:
                 samples[impl.name] += m.samples_s
                 if r == 0:
                     firsts[impl.name] = m
-        extra: dict[str, dict] = {}
+        for name, figures in compiles.rows().items():
+            extra.setdefault(name, {}).update(figures)
         for impl in todo:  # device-side time and the batch figure, after the interleaved rounds
             p = prepared[impl.name]
             if isinstance(p, Exception) or impl.name in errors or p.device_timer is None:
                 continue
             try:
-                extra[impl.name] = _device_figures(p, samples[impl.name], policy)
+                extra.setdefault(impl.name, {}).update(_device_figures(p, samples[impl.name], policy))
             except Exception as exc:  # noqa: BLE001 - the call-time row stands without them
-                extra[impl.name] = {"device_time_error": f"{type(exc).__name__}: {exc}"}
+                extra.setdefault(impl.name, {})["device_time_error"] = f"{type(exc).__name__}: {exc}"
         rows = []
         for impl in todo:
             p = prepared[impl.name]
@@ -150,6 +157,41 @@ class PointRunner:
         self.modules.close()
 
 
+class _CompileCounts:
+    """Compilations of JIT peers (``Prepared.compiles``) read around each block of samples, never across another
+    implementation's block (PyTorch's dynamo counters are process-wide): those of the first call of the point (a new
+    shape or dtype: expected, their time is in ``first_call_s``) apart from those during warm-up and samples
+    (``recompiles``: the samples then hold compile time, and the row says so)."""
+
+    def __init__(self):
+        self.first: dict[str, int] = {}
+        self.again: dict[str, int] = {}
+        self._mark: dict[str, int] = {}
+
+    def before(self, name: str, p: Prepared) -> int | None:
+        return p.compiles() if p.compiles is not None else None
+
+    def first_marker(self, name: str, p: Prepared, before: int | None):
+        if before is None:
+            return None
+
+        def mark() -> None:
+            now = p.compiles()
+            self.first[name] = now - before
+            self._mark[name] = now
+        return mark
+
+    def after(self, name: str, p: Prepared, before: int | None) -> None:
+        if before is None:
+            return
+        start = self._mark.pop(name, before)
+        self.again[name] = self.again.get(name, 0) + p.compiles() - start
+
+    def rows(self) -> dict[str, dict]:
+        return {name: {"first_call_compiles": self.first.get(name, 0), "recompiles": again}
+                for name, again in self.again.items()}
+
+
 #: A warm-up of 0.15 s (past OpenBLAS's spin time) before each CPU implementation's block of samples in a mixed
 #: sweep.  Off: benchmarks/cpu_interplay.py found every implementation's mixed time equal to its time alone with
 #: the blocks alone (quiet 2-core VM); on a loaded machine two-thread pools stall alone and mixed alike.
@@ -162,8 +204,10 @@ def _pool_owner(impl: Impl) -> str | None:
     """Which thread pool a CPU implementation runs on (threadpoolctl's user_api), or None for none of them."""
     if impl.kind == "numpy":
         return "blas"
-    if impl.kind == "torch":
+    if impl.kind in ("torch", "torch-compile"):     # Inductor's CPU code runs on PyTorch's OpenMP pool
         return "openmp"
+    if impl.kind == "jax":
+        return "xla"
     if impl.kind == "futhark" and impl.backend in ("multicore", "ispc"):
         return "futhark"
     return None

@@ -49,7 +49,7 @@ def _row(run_id, kernel, impl, size, dtype, p, samples, first, error, reference,
         row["setup_s"] = modules.setup_s.get(modules.key(kernel, impl), math.nan)
     # device->host of the result, timed apart from compute
     t = time.perf_counter()
-    host = _host(first.result)
+    host = (p.to_host or _host)(first.result)
     row["d2h_s"] = time.perf_counter() - t
     if not declared and reference is None:  # no reference: the output this implementation returned
         row["bytes"] = _nbytes(inputs) + _nbytes(host)

@@ -20,8 +20,9 @@ from . import summary
 NOISY = 0.05
 COLUMNS = [("kernel", "kernel"), ("impl", "implementation"), ("backend", "backend"), ("device", "device"),
            ("size", "size"), ("dtype", "dtype"), ("time_s_median", "median (s)"), ("time_s_iqr", "IQR (s)"),
-           ("n", "n"), ("rel_noise", "noise"), ("device_time_s_median", "device span (s)"),
-           ("batch_s_per_call", "batch, per call (s)"), ("gbps", "GB/s"), ("gflops", "GFLOP/s"),
+           ("n", "n"), ("rel_noise", "noise"), ("first_call_s", "first call (s)"), ("recompiles", "recompiles"),
+           ("device_time_s_median", "device span (s)"), ("batch_s_per_call", "batch, per call (s)"),
+           ("gbps", "GB/s"), ("gflops", "GFLOP/s"),
            ("pct_peak_attr", "% attr peak"), ("ceiling", "ceiling"), ("pct_ceiling", "% measured ceiling"),
            ("correct", "correct"), ("flag", "flagged because"), ("error", "error")]
 SUMMARY_COLUMNS = [("kernel", "kernel"), ("dtype", "dtype"), ("device", "device"), ("size", "largest size"),
@@ -91,8 +92,25 @@ def warnings_for(df: pd.DataFrame) -> list[str]:
                        f"output (futhark test's tolerance): {r.get('mismatch') or ''}")
         df = df.iloc[0:0]
     if "error" in df:
-        for _, r in df[df["error"].notna()].iterrows():
+        failed = df[df["error"].notna()]
+        skipped = failed["error"].astype(str).str.startswith("PeerUnavailable")
+        for impl, first in failed[skipped].groupby("impl")["error"].first().items():   # a missing package: once
+            out.append(f"{impl}: {first.split(': ', 1)[-1]}")
+        for _, r in failed[~skipped].iterrows():
             out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,} failed: {r['error']}")
+    if "first_call_compiles" in df and "kind" in df:
+        tc = df[(df["kind"] == "torch-compile") & df["first_call_compiles"].notna()]
+        for (impl, kernel), g in tc.groupby(["impl", "kernel"]):
+            if (g["first_call_compiles"] == 0).all() and (g["recompiles"].fillna(0) == 0).all():
+                out.append(f"{impl} on {kernel} compiled no graph in this run: Dynamo ran the function eagerly "
+                           "(an unsupported construct, e.g. a data-dependent branch on .any()), so these rows time "
+                           "eager PyTorch")
+    if "recompiles" in df:
+        again = df[df["recompiles"].fillna(0) > 0]
+        for _, r in again.iterrows():
+            out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,} ({r['dtype']}) recompiled "
+                       f"{int(r['recompiles'])} time(s) during its warm-up and samples: those samples include "
+                       "compile time (a guard or cache key that changes between calls)")
     if "correct" in df:
         for _, r in df[df["correct"] == False].iterrows():  # noqa: E712
             out.append(f"{r['impl']} on {r['kernel']} at size {r['size']:,} ({r['dtype']}) gave a wrong answer "

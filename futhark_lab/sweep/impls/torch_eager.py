@@ -23,11 +23,16 @@ def torch(device: str = "cpu", variant: str | None = None, *, resident: bool = T
 
 
 def prepare(impl: Impl, kernel: Kernel, dtype: str, inputs: tuple, modules: _ModuleCache) -> Prepared:
-    import torch as _torch
-
     fn = kernel.torch.get(impl.torch_variant or "default") or next(iter(kernel.torch.values()), None)
     if fn is None:
         raise LookupError(f"kernel {kernel.name!r} has no PyTorch implementation (Kernel(torch=...))")
+    return prepare_function(impl, fn, inputs)
+
+
+def prepare_function(impl: Impl, fn, inputs: tuple) -> Prepared:
+    """``fn`` (a function of tensors: eager, or compiled by ``torch.compile``) on ``impl.device``."""
+    import torch as _torch
+
     dev = impl.device
 
     def to_dev(v):
