@@ -37,12 +37,25 @@ def _needs(module: str) -> None:
     pytest.importorskip(module, reason=f"{module} is not installed on this GPU machine")
 
 
+def _works_here(impl) -> None:
+    """A peer whose library is installed but broken on this machine (numba-cuda against a newer NumPy) is skipped
+    with the cause its availability check found."""
+    from futhark_lab.sweep.impls import PEER_DEVICES
+
+    for name, module, _devices in PEER_DEVICES:
+        if getattr(module, "KIND", None) == impl.kind and hasattr(module, "available"):
+            ok, why = module.available(impl.device)
+            if not ok:
+                pytest.skip(why)
+
+
 @pytest.mark.parametrize("kernel", ["sum_squares", "saxpy", "matmul"])
 @pytest.mark.parametrize("peer,make,module", PEERS, ids=[p[0] for p in PEERS])
 def test_gpu_peer_is_correct_resident_and_device_timed(peer, make, module, kernel, tmp_path):
     _needs(module)
     k = suite.get(kernel)
     impl = make()
+    _works_here(impl)
     fns = k.peers.get(impl.kind)
     if impl.variant and not (isinstance(fns, dict) and impl.variant in fns):
         pytest.skip(f"{kernel} has no {impl.kind} variant {impl.variant!r}")

@@ -39,7 +39,35 @@ def _cuda() -> Any:
     if not ok:
         raise PeerUnavailable("numba-cuda", "numba.cuda finds no usable CUDA GPU and driver (numba.cuda."
                               "is_available() is False)", "pip install numba-cuda  (and an NVIDIA driver)")
+    _compiles(cuda)
     return cuda
+
+
+_PROBE: list = []
+
+
+def _compiles(cuda: Any) -> None:
+    """Compile and launch a one-element kernel once per process: a numba-cuda that imports but cannot compile
+    against this NumPy (numba-cuda 0.30 calls np.row_stack, gone in NumPy 2.5) is unavailable, said once with its
+    cause, instead of failing every point."""
+    if not _PROBE:
+        try:
+            import numpy as np
+
+            @cuda.jit
+            def _one(a):
+                a[0] = 1.0
+            out = cuda.to_device(np.zeros(1, np.float32))
+            _one[1, 1](out)
+            cuda.synchronize()
+            _PROBE.append(None)
+        except Exception as exc:  # noqa: BLE001 - whatever breaks, the peer is not usable here
+            import numpy as np
+            _PROBE.append(f"numba.cuda cannot compile a kernel here ({type(exc).__name__}: {exc}; numba-cuda "
+                          f"{getattr(cuda, '__version__', '?')}, NumPy {np.__version__})")
+    if _PROBE[0] is not None:
+        raise PeerUnavailable("numba-cuda", _PROBE[0], "pip install -U numba-cuda  (a release that supports this "
+                              "NumPy)")
 
 
 def available(device: str = "cpu") -> tuple[bool, str]:

@@ -46,7 +46,15 @@ def _pycuda() -> tuple[Any, Any]:
             raise PeerUnavailable(KIND, f"PyCUDA could not use a CUDA device ({type(exc).__name__}: {exc})",
                                   "an NVIDIA GPU and driver") from None
         _CONTEXT.append(ctx)
+        import atexit
+        atexit.register(_pop, ctx)  # as pycuda.autoinit does: PyCUDA aborts the process at exit over a pushed context
     return drv, gpuarray
+
+
+def _pop(ctx: Any) -> None:
+    import contextlib
+    with contextlib.suppress(Exception):
+        ctx.pop()
 
 
 def available(device: str = "cuda") -> tuple[bool, str]:
