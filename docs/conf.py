@@ -19,7 +19,7 @@ from futhark_lab import __version__  # noqa: E402
 HERE = Path(__file__).resolve().parent
 COPIED = {"notebooks": sorted((ROOT / "notebooks").glob("*.ipynb")),
           "results": [ROOT / "results" / "README.md", ROOT / "results" / "compat" / "README.md",
-                      ROOT / "results" / "h100-sum-squares" / "05-gpu-sum-squares.executed.ipynb"]}
+                      ROOT / "results" / "h200-notebook05" / "05-gpu-sum-squares.executed.ipynb"]}
 
 
 def _copy_in() -> None:
@@ -51,13 +51,13 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 # Notebooks run at build time, on the CPU, each with the checkout's futhark_lab; their sweeps write under
-# results/_scratch (ignored).  Notebook 05 needs an NVIDIA GPU: it is shown unexecuted, and beside it the H100 run
+# results/_scratch (ignored).  Notebook 05 needs an NVIDIA GPU: it is shown unexecuted, and beside it the H200 run
 # with its stored outputs.  Results are cached per notebook content under _build/.jupyter_cache.
 nb_execution_mode = "cache"
 nb_execution_timeout = 900
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
-nb_execution_excludepatterns = ["*05-gpu-sum-squares*", "*h100*"]
+nb_execution_excludepatterns = ["*05-gpu-sum-squares*", "*h200-notebook05*"]
 nb_merge_streams = True
 
 autodoc_default_options = {"members": True, "member-order": "bysource", "undoc-members": False}
