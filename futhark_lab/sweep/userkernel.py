@@ -150,7 +150,9 @@ def user_kernel(path: str | Path, entry: str, inputs: Sequence[InputType], *, re
     def make(n, _dtype, rng):
         return tuple(t.make(int(n), rng) for t in inputs)
 
-    kw = {"sizes": tuple(sizes)} if sizes else {}
+    kw: dict[str, Any] = {"sizes": tuple(sizes)} if sizes else {}
+    if not sizes and all(len(t.dims) <= 1 for t in inputs):
+        kw["large_sizes"] = (10**8,)  # on a GPU, where memory allows (sweep.devicesizes): where bandwidth shows
     return Kernel(f"{path.stem}.{entry}", path, entry, make_inputs=make, numpy=reference, dtypes=(dtype,),
                   description=f"{entry}({' '.join(t.text for t in inputs)}) from {path.name}; inputs: floats in "
                               f"[0, 1), integers in [0, {INT_HIGH}); answers compared with futhark's c backend",
