@@ -128,6 +128,14 @@ def pointer_device(device_pointer: int) -> int:
     return dev.value
 
 
+def context_device(ctx: int) -> int:
+    """The ordinal of the device context ``ctx`` runs on."""
+    dev = ctypes.c_int()
+    with _Current(ctx):
+        _check(_lib().cuCtxGetDevice(ctypes.byref(dev)), "cuCtxGetDevice")
+    return dev.value
+
+
 def sync_legacy_stream(device_pointer: int) -> None:
     """Wait on the host for the legacy default stream of the context owning ``device_pointer``: where a DLPack
     producer asked with ``stream=1`` has put its work (futhark's own stream lives in another context, so no

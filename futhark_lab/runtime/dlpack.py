@@ -97,6 +97,26 @@ def np_dtype(code: int, bits: int, lanes: int) -> np.dtype:
                     "f64 and bool)")
 
 
+class DLPackCopyWarning(UserWarning):
+    """An array that could have been shared through DLPack was copied (another device, layout or dtype)."""
+
+
+def warn_copy(message: str) -> None:
+    """A DLPackCopyWarning pointing at the user's line (outside futhark_lab and its generated entry points)."""
+    import os
+    import warnings
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    level, f = 1, sys._getframe(1)
+    while f is not None and (f.f_code.co_filename.startswith(here) or f.f_code.co_filename == "<string>"):
+        f, level = f.f_back, level + 1
+    warnings.warn(message, DLPackCopyWarning, stacklevel=level)
+
+
+def kind(obj: Any) -> str:
+    """``torch.Tensor``, ``jaxlib.ArrayImpl``... for messages."""
+    return f"{type(obj).__module__.split('.')[0]}.{type(obj).__name__}"
+
+
 # --------------------------------------------------------------------------- export
 
 class _Export:
@@ -353,3 +373,81 @@ def export(arr: Any, stream: Any = None, max_version: Any = None, dl_device: Any
         release = ctx.hold_export(arr)
     aliases.mark_shared(arr, "its memory was exported through DLPack and may be another library's tensor now")
     return make_capsule(data, arr.shape, arr.dtype, device, versioned, owner=arr, release=release)
+
+
+# --------------------------------------------------------------------------- producers in
+
+def is_producer(obj: Any) -> bool:
+    """A DLPack producer other than a NumPy array (which the binding reads directly)."""
+    return hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.ndarray)
+
+
+def host_view(obj: Any) -> np.ndarray:
+    """The producer's data as a NumPy array: a view of CPU memory, a copy of device memory."""
+    dev = device_of(obj)
+    if dev[0] in (kDLCPU, kDLCUDAHost):
+        return np.from_dlpack(obj)
+    try:
+        return np.from_dlpack(obj, device="cpu", copy=True)   # producers that can copy to the host themselves
+    except Exception:  # noqa: BLE001 - older producers: their own ways
+        pass
+    for method in ("cpu", "get"):
+        if callable(getattr(obj, method, None)):
+            out = getattr(obj, method)()
+            return out.numpy() if hasattr(out, "numpy") else np.asarray(out)
+    return np.asarray(obj)   # JAX arrays copy themselves to the host
+
+
+def home_device(ctx: Any) -> tuple[int, int] | None:
+    """The DLPack device whose memory ``ctx`` can use without a copy (None: none)."""
+    if ctx.backend in HOST_BACKENDS:
+        return kDLCPU, 0
+    if ctx.backend == "cuda" and ctx.cu_context:
+        from . import cudadrv
+        return kDLCUDA, cudadrv.context_device(ctx.cu_context)
+    return None
+
+
+def same_memory(home: tuple[int, int] | None, dev: tuple[int, int]) -> bool:
+    """Whether memory on ``dev`` is directly usable where ``home`` is (pinned host memory is host memory)."""
+    if home is None:
+        return False
+    if home[0] == kDLCPU:
+        return dev[0] in (kDLCPU, kDLCUDAHost)
+    return dev[0] in (kDLCUDA, kDLCUDAManaged) and dev[1] == home[1]
+
+
+def wrap(ctx: Any, t: Any, obj: Any, what: str) -> tuple[Any, str | None]:
+    """``obj``'s memory as a Futhark array of type ``t`` without copying: (array, None), or (None, why not) where a
+    copy is needed.  A wrong rank raises TypeError naming ``what`` (the entry point and parameter)."""
+    from . import aliases
+    dev = device_of(obj)
+    home = home_device(ctx)
+    if not same_memory(home, dev):
+        where = "the CPU" if home is None or home[0] == kDLCPU else f"CUDA device {home[1]}"
+        return None, (f"it is on {DEVICE_NAMES.get(dev[0], dev[0])} device {dev[1]} and this {ctx.backend} module's "
+                      f"memory is on {where}")
+    if not (ctx.has_raw and ctx.raw_aliases):
+        return None, f"futhark {ctx.library.build.futhark.version_str} cannot wrap memory (needs >= 0.25.14)"
+    imp = take(obj, None if dev[0] != kDLCUDA and dev[0] != kDLCUDAManaged else 1)
+    if len(imp.shape) != t.rank:
+        imp.close()
+        raise TypeError(f"{what} expects a rank-{t.rank} {t.dtype} array, got a rank-{len(imp.shape)} "
+                        f"{type(obj).__name__} of shape {imp.shape}")
+    why = None
+    if imp.dtype != t.dtype:
+        why = f"its dtype is {imp.dtype}, not {t.dtype}"
+    elif not imp.c_contiguous:
+        why = f"it is not C-contiguous (strides {imp.strides} elements)"
+    elif imp.data % imp.dtype.itemsize:
+        why = f"its data is not aligned to its {imp.dtype.itemsize}-byte elements"
+    if why is not None:
+        imp.close()
+        return None, why
+    if dev[0] != kDLCPU and dev[0] != kDLCUDAHost and imp.data:
+        from . import cudadrv
+        cudadrv.sync_legacy_stream(imp.data)   # the producer's work on stream 1 done before futhark's stream runs
+    arr = ctx.new_raw_array(t, imp.data, imp.shape, keepalive=imp)
+    # the producer still owns this memory: a consuming entry point gets a copy (runtime.aliases)
+    aliases.mark_shared(arr, f"it wraps the memory of a {type(obj).__name__} (DLPack) without copying")
+    return arr, None
