@@ -106,7 +106,7 @@ def warn_copy(message: str) -> None:
     import os
     import warnings
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    level, f = 1, sys._getframe(1)
+    level, f = 2, sys._getframe(1)
     while f is not None and (f.f_code.co_filename.startswith(here) or f.f_code.co_filename == "<string>"):
         f, level = f.f_back, level + 1
     warnings.warn(message, DLPackCopyWarning, stacklevel=level)

@@ -38,13 +38,32 @@ class FutharkModule(ModuleBase):
             self._expose(name, EntryFunction(self, e))
 
     # -- data movement
-    def array(self, data: Any, futhark_type: str | None = None) -> FutharkArray:
-        """Put data into this context once, to pass to entry points without re-copying.  Memory this context can
-        use as it is (a NumPy array, or any DLPack producer on the same device: host memory on c/multicore, the same
-        GPU on cuda) is shared, not copied: the result aliases ``data`` (docs/dlpack.md).  Anything else is copied
-        (host→device on GPUs)."""
+    def array(self, data: Any, futhark_type: str | None = None, *, copy: bool | None = None) -> FutharkArray:
+        """Put data into this context once, to pass to entry points without re-copying.  ``copy=None``: memory this
+        context can use as it is (a NumPy array, or any DLPack producer on the same device: host memory on
+        c/multicore, the same GPU on cuda) is shared, not copied, so the result aliases ``data`` (docs/dlpack.md);
+        anything else is copied (host→device on GPUs).  ``copy=True``: always an array of its own; ``copy=False``:
+        shared or BufferError."""
         if isinstance(data, FutharkArray) and data._ctx is self.context:
             return data
+        if copy:
+            if dlpack.is_producer(data):
+                data = dlpack.host_view(data)
+            elif hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
+                data = _to_host(data)
+            else:
+                data = np.array(data, copy=True)   # the caller's array is never the memory
+            arr = self.array(data, futhark_type)
+            if arr._keepalive is not None:   # shares the temporary host copy: it is this array's alone
+                arr._keepalive, arr._alias = (data,), None
+            return arr
+        if copy is False:
+            arr = self.array(data, futhark_type)
+            if arr._keepalive is None:
+                arr.free()
+                raise BufferError(f"array(copy=False): a {dlpack.kind(data)} cannot be shared by this "
+                                  f"{self.backend} module (see the DLPackCopyWarning); pass copy=None to allow a copy")
+            return arr
         candidates = [t for t in self.manifest.types.values() if isinstance(t, ArrayType)]
         if futhark_type is not None:
             candidates = [t for t in candidates if t.name == futhark_type]
