@@ -24,13 +24,13 @@ fi
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then say "creating .venv with $($PY --version)"; "$PY" -m venv .venv; fi
-say "pip install -e .[notebook,opencl,test,distributed] torch==2.13.0 (CPU wheel) nvidia-cuda-nvrtc into .venv"
+say "pip install -e .[notebook,opencl,test,distributed,jax] torch==2.13.0 (CPU wheel) nvidia-cuda-nvrtc into .venv"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch==2.13.0: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
 # nvidia-cuda-nvrtc: nvrtc.h, so the cuda backend's generated C can at least be compiled without a CUDA toolkit.
 log=.venv/pip-install.log
-if ! .venv/bin/python -m pip install -q -e ".[notebook,opencl,test,distributed]" torch==2.13.0 nvidia-cuda-nvrtc >"$log" 2>&1; then
+if ! .venv/bin/python -m pip install -q -e ".[notebook,opencl,test,distributed,jax]" torch==2.13.0 nvidia-cuda-nvrtc >"$log" 2>&1; then
   cat "$log"; say "pip install failed (log above, also in $log)"; exit 1
 fi
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (futhark-lab)" >/dev/null 2>&1 || true
