@@ -34,6 +34,8 @@ entry freshf (n: i64) : *[]f32 = map f32.i64 (iota n)
 entry inc (xs: *[]f64) : []f64 = xs with [0] = xs[0] + 1
 entry total (xs: []f64) : f64 = f64.sum xs
 entry mat (n: i64) : [][]i32 = tabulate_2d n 3 (\\i j -> i32.i64 (i * 3 + j))
+type~ rec = {a: []f64, b: i64}
+entry mk (xs: []f64) : rec = {a = xs, b = length xs}
 """
 
 
@@ -183,6 +185,20 @@ def test_result_keeps_the_producer_alive(m):
     gc.collect()
     torch.ones(1000, dtype=torch.float64) * 3     # memory that would reuse a freed block
     assert r.data_ptr() == ptr and r.numpy()[999] == 999.0
+
+
+def test_record_of_shared_memory(m):
+    """A record built from shared memory: its field is that memory (futhark's generated field projection
+    dereferenced the missing reference count of a wrapped array until builder.cpatch)."""
+    src = np.arange(4.0)
+    r = m.mk(src)
+    del src
+    gc.collect()
+    f = r.a
+    assert f.numpy().tolist() == [0.0, 1.0, 2.0, 3.0] and r.b == 4
+    t = torch.arange(3, dtype=torch.float64)
+    g = m.mk(m.array(t)).a
+    assert g.data_ptr() == t.data_ptr()
 
 
 def test_non_contiguous_and_misaligned_copy_with_a_warning(m):

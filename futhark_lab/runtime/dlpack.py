@@ -449,5 +449,5 @@ def wrap(ctx: Any, t: Any, obj: Any, what: str) -> tuple[Any, str | None]:
         cudadrv.sync_legacy_stream(imp.data)   # the producer's work on stream 1 done before futhark's stream runs
     arr = ctx.new_raw_array(t, imp.data, imp.shape, keepalive=imp)
     # the producer still owns this memory: a consuming entry point gets a copy (runtime.aliases)
-    aliases.mark_shared(arr, f"it wraps the memory of a {type(obj).__name__} (DLPack) without copying")
+    aliases.mark_shared(arr, f"it wraps the memory of a {kind(obj)} (DLPack) without copying", keep=imp)
     return arr, None

@@ -54,8 +54,8 @@ class FutharkModule(ModuleBase):
             else:
                 data = np.array(data, copy=True)   # the caller's array is never the memory
             arr = self.array(data, futhark_type)
-            if arr._keepalive is not None:   # shares the temporary host copy: it is this array's alone
-                arr._keepalive, arr._alias = (data,), None
+            if arr._keepalive is not None:   # shares the temporary host copy: it is this array's alone, so it
+                aliases.group_of(arr).shared = None   # may be consumed in place (the group still keeps the copy)
             return arr
         if copy is False:
             arr = self.array(data, futhark_type)
@@ -133,7 +133,7 @@ class FutharkModule(ModuleBase):
         if ctx.has_raw and ctx.raw_aliases:
             arr = ctx.new_raw_array(t, cai["data"][0], shape, keepalive=obj)
             # the other library still owns this memory: a consuming entry point gets a copy (runtime.aliases)
-            aliases.mark_shared(arr, f"it wraps the memory of a {type(obj).__name__} without copying")
+            aliases.mark_shared(arr, f"it wraps the memory of a {type(obj).__name__} without copying", keep=obj)
             return arr
         if ctx.has_raw:
             # futhark < 0.25.14: new_raw copies device-to-device into futhark's own memory (no host round trip)
@@ -201,7 +201,7 @@ def share_numpy(ctx: Any, t: ArrayType, data: np.ndarray, what: str) -> FutharkA
                          f"{'C-contiguous' if not data.flags.c_contiguous else 'aligned'}")
         return None
     arr = ctx.new_raw_array(t, data.ctypes.data, data.shape, keepalive=data)
-    aliases.mark_shared(arr, "it wraps the memory of a NumPy array without copying")
+    aliases.mark_shared(arr, "it wraps the memory of a NumPy array without copying", keep=data)
     return arr
 
 
