@@ -208,14 +208,16 @@ def test_non_contiguous_and_misaligned_copy_with_a_warning(m):
     assert r.numpy().tolist() == [0.0, 2.0, 4.0, 6.0, 8.0] and r.data_ptr() != t.data_ptr()
     with pytest.warns(DLPackCopyWarning, match="NumPy array.*not C-contiguous"):
         assert m.id1(np.arange(10.0)[::2]).numpy().tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
-    odd = np.frombuffer(np.arange(9.0).tobytes()[1:-7], dtype=np.float64)   # data at an odd address
+    raw = np.zeros(8 * 8 + 1, dtype=np.uint8)
+    odd = raw[1:].view(np.float64)                # data at an odd address
+    odd[:] = np.arange(8.0)
     assert not odd.flags.aligned
     with pytest.warns(DLPackCopyWarning, match="not aligned"):
         np.testing.assert_array_equal(m.array(odd).numpy(), odd)
 
 
 def test_wrong_dtype_is_refused_or_converted_with_a_warning(m):
-    with pytest.raises(TypeError, match=r"id1\(\): parameter 'xs' expects \[\]f64.*int64.*lose information"):
+    with pytest.raises(TypeError, match=r"id1\(\): parameter 'xs' expects \[\]f64.*int64.*not exactly representable"):
         m.id1(torch.tensor([2**60 + 1], dtype=torch.int64))
     with pytest.raises(TypeError, match=r"idf\(\): parameter 'xs' expects \[\]f32.*float64"):
         m.idf(torch.arange(3, dtype=torch.float64))
