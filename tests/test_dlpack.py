@@ -23,8 +23,15 @@ from .conftest import PROGRAMS, ROOT, cpu_backends, needs_futhark
 pytestmark = needs_futhark
 
 torch = pytest.importorskip("torch")   # installed by scripts/setup.sh (CI never skips these)
-jax = pytest.importorskip("jax")
-jnp = pytest.importorskip("jax.numpy")
+
+
+def _jax():
+    """JAX, imported only by the tests that use it: once loaded, its threads make every later fork in the session
+    (the compiler's subprocesses) warn."""
+    jax = pytest.importorskip("jax")
+    import jax.dlpack
+    import jax.numpy
+    return jax, jax.numpy
 
 SRC = """
 entry id1 (xs: []f64) : []f64 = xs
@@ -76,6 +83,7 @@ def test_torch_shares_a_result(m):
 
 
 def test_jax_shares_a_result(m):
+    jax, jnp = _jax()
     # a Futhark array whose memory is 64-byte aligned (futhark's own allocations need not be: JAX copies those)
     src = aligned(1000)
     src[:] = np.arange(1000)
@@ -129,6 +137,7 @@ def test_export_marks_the_array_shared(m):
 # --------------------------------------------------------------------------- others -> Futhark
 
 def test_numpy_torch_jax_go_in_without_copies(m):
+    jax, jnp = _jax()
     a = np.arange(6.0)
     r = m.id1(a)
     assert r.data_ptr() == a.ctypes.data          # the result is the input's memory: nothing was copied
@@ -290,6 +299,7 @@ def test_imports_outlive_the_producer(backend):
 
 @pytest.mark.parametrize("backend", [p for p in cpu_backends() if p.values[0] in ("python", "opencl", "pyopencl")])
 def test_other_backends_refuse_with_the_reason(backend):
+    jax, jnp = _jax()
     with futhark_lab.compile(SRC, backend=backend) as mod:
         x = mod.fresh(np.arange(3.0))
         with pytest.raises((BufferError, AttributeError, TypeError),
