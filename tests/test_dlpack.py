@@ -18,7 +18,7 @@ import futhark_lab
 from futhark_lab.runtime import dlpack
 from futhark_lab.runtime.dlpack import DLPackCopyWarning
 
-from .conftest import PROGRAMS, ROOT, cpu_backends, needs_futhark
+from .conftest import ROOT, cpu_backends, needs_futhark
 
 pytestmark = needs_futhark
 
