@@ -28,10 +28,10 @@ torch = pytest.importorskip("torch")   # installed by scripts/setup.sh (CI never
 def _jax():
     """JAX, imported only by the tests that use it: once loaded, its threads make every later fork in the session
     (the compiler's subprocesses) warn."""
-    jax = pytest.importorskip("jax")
+    pytest.importorskip("jax")
     import jax.dlpack
-    import jax.numpy
-    return jax, jax.numpy
+    import jax.numpy as jnp
+    return jax, jnp
 
 SRC = """
 entry id1 (xs: []f64) : []f64 = xs

@@ -146,6 +146,6 @@ def test_cpu_tensor_to_cuda_is_copied_quietly_and_cuda_tensor_to_c_with_a_warnin
     with warnings.catch_warnings():
         warnings.simplefilter("error", dlpack.DLPackCopyWarning)
         assert cuda.total(torch.arange(4, dtype=torch.float64)) == 6.0
-    with futhark_lab.compile(SRC, backend="c") as c:
-        with pytest.warns(dlpack.DLPackCopyWarning, match="CUDA device 0.*CPU"):
+    with futhark_lab.compile(SRC, backend="c") as c, \
+            pytest.warns(dlpack.DLPackCopyWarning, match="CUDA device 0.*CPU"):
             assert c.total(torch.arange(4, dtype=torch.float64, device="cuda")) == 6.0
