@@ -178,6 +178,9 @@ class EntryFunction:
         # never does: Futhark would update the caller's array in place (runtime.aliases)
         share = backend in dlpack.HOST_BACKENDS and ctx.has_raw and ctx.raw_aliases and not p.unique
         raw_fn = getattr(lib, raw_names(t)[0]) if share else None
+        # DLPack producers: on the host backends, and on cuda where futhark can wrap device memory (older versions
+        # keep the __cuda_array_interface__ path, which copies on the device)
+        take_dlpack = share or (backend == "cuda" and ctx.has_raw and ctx.raw_aliases)
         where = f"{ename}(): parameter {p.name!r}"
 
         def conv_array(v, temps):
@@ -206,7 +209,7 @@ class EntryFunction:
                 if v._type is not t:
                     raise TypeError(f"{ename}(): parameter {p.name!r} expects {t.name}, got a Futhark {v._type.name}")
                 return v._handle()
-            elif (backend == "cuda" or share) and dlpack.is_producer(v):
+            elif take_dlpack and dlpack.is_producer(v):
                 arr = module.from_dlpack(v, t, ename, p.name)
                 if p.unique and arr._keepalive is not None:
                     # never consume another library's memory in place (runtime.aliases): a copy is consumed

@@ -67,7 +67,8 @@ class FutharkModule(ModuleBase):
         candidates = [t for t in self.manifest.types.values() if isinstance(t, ArrayType)]
         if futhark_type is not None:
             candidates = [t for t in candidates if t.name == futhark_type]
-        producer = dlpack.is_producer(data)
+        producer = dlpack.is_producer(data) and not (
+            self.backend == "cuda" and not self.context.raw_aliases and hasattr(data, "__cuda_array_interface__"))
         if producer:
             imp = dlpack.take(data, 1 if dlpack.device_of(data)[0] in (dlpack.kDLCUDA, dlpack.kDLCUDAManaged)
                               else None)
