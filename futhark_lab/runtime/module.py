@@ -51,8 +51,11 @@ class FutharkModule(ModuleBase):
                 data = dlpack.host_view(data)
             elif hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
                 data = _to_host(data)
-            else:
+            elif self.backend in dlpack.HOST_BACKENDS:
                 data = np.array(data, copy=True)   # the caller's array is never the memory
+            else:
+                return self.array(data, futhark_type)   # host data goes to the device by a copy anyway (a pinned
+                #                                         array stays pinned for the sweeps' transfer timing)
             arr = self.array(data, futhark_type)
             if arr._keepalive is not None:   # shares the temporary host copy: it is this array's alone, so it
                 aliases.group_of(arr).shared = None   # may be consumed in place (the group still keeps the copy)
