@@ -46,20 +46,11 @@ class FutharkModule(ModuleBase):
         shared or BufferError."""
         if isinstance(data, FutharkArray) and data._ctx is self.context:
             return data
-        if copy:
+        if copy:   # memory futhark allocates (a device or host copy), as before DLPack
             if dlpack.is_producer(data):
                 data = dlpack.host_view(data)
             elif hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
                 data = _to_host(data)
-            elif self.backend in dlpack.HOST_BACKENDS:
-                data = np.array(data, copy=True)   # the caller's array is never the memory
-            else:
-                return self.array(data, futhark_type)   # host data goes to the device by a copy anyway (a pinned
-                #                                         array stays pinned for the sweeps' transfer timing)
-            arr = self.array(data, futhark_type)
-            if arr._keepalive is not None:   # shares the temporary host copy: it is this array's alone, so it
-                aliases.group_of(arr).shared = None   # may be consumed in place (the group still keeps the copy)
-            return arr
         if copy is False:
             arr = self.array(data, futhark_type)
             if arr._keepalive is None:
@@ -89,11 +80,11 @@ class FutharkModule(ModuleBase):
             raise TypeError(f"this program has no array type of rank {rank} and dtype {dt} "
                             f"(its array types: {have})")
         t = match[0]
-        if producer:
+        if producer and not copy:
             return self.from_dlpack(data, t, "array()", "data")
         if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
             return self.from_device(data, t)
-        if self.backend in dlpack.HOST_BACKENDS:
+        if self.backend in dlpack.HOST_BACKENDS and not copy:
             arr = share_numpy(self.context, t, data, "array()")
             if arr is not None:
                 return arr
