@@ -25,7 +25,7 @@ def m(request):
 
 
 def fresh(m):
-    return m.array(np.array([1.0, 2.0, 3.0]))
+    return m.array(np.array([1.0, 2.0, 3.0]), copy=True)   # its own memory (copy=None would share the NumPy array's)
 
 
 def copies(m):

@@ -206,9 +206,11 @@ def _prepare(module: Any, entry: str, inputs: list, params: list[tuple[str, bool
         clear()
 
     own = module.backend in ("python", "pyopencl")   # their arrays may be the host buffer: give them a copy
+    # copy=True: futhark's own memory, as futhark bench loads its inputs (peak memory, in-place consumption), not
+    # the dataset's NumPy memory shared (module.array's default on the host backends, docs/dlpack.md)
 
     def put() -> list:
-        vals = [module.array(np.array(v) if own else v) if np.ndim(v) else v for v in inputs]
+        vals = [module.array(np.array(v) if own else v, copy=True) if np.ndim(v) else v for v in inputs]
         module.sync()
         return vals
 
@@ -219,7 +221,7 @@ def _prepare(module: Any, entry: str, inputs: list, params: list[tuple[str, bool
     if consumed:
         def setup() -> None:
             for i in consumed:
-                args[i] = module.array(np.array(inputs[i]) if own else inputs[i])
+                args[i] = module.array(np.array(inputs[i]) if own else inputs[i], copy=True)
             module.sync()
     if idle_s > 0:
         reload = setup

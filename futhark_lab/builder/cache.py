@@ -15,7 +15,7 @@ from .source import imported_files
 from .toolchain import FutharkCompiler, c_compiler_identity
 
 #: Bump when the binding or build recipe changes in a way that invalidates cached builds.
-BUILD_FORMAT = 14
+BUILD_FORMAT = 15
 
 
 def cache_root() -> Path:

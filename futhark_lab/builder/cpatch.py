@@ -26,6 +26,12 @@ a shape that is not found is simply not patched (and logged), so a newer futhark
   request larger than RAM + swap is refused up front (with overcommit, malloc would succeed and the OOM killer end
   the process while the array is written).
 
+- record fields (``futhark_project_*``) and record construction (``futhark_new_opaque_*``) increment an array's
+  reference count without checking it exists, but an array made by ``futhark_new_raw_*`` (memory wrapped from
+  NumPy, PyTorch or a DLPack producer, runtime.dlpack) has none (``references == NULL``): a field of a record built
+  from such an array dereferenced NULL (SIGSEGV).  The increment is now skipped where there is no count, as
+  futhark's own ``memblock_set`` does.
+
 Kernel sources (the ``gpu_program`` string array) get the same division answers, decoded and re-encoded, so
 every backend agrees; and an OpenCL build that fails on its options ends context creation with an error instead of
 ``exit()``.
@@ -151,6 +157,13 @@ def _patch_gpu_program(text: str, log: list[str]) -> str:
     return text[:m.start()] + m.group(1) + chunks + m.group(3) + text[m.end():]
 
 
+_RAW_REF = re.compile(r"\(void\) \(\*((?:\w+->)+)mem\.references\)\+\+;")
+
+
+def _raw_ref_fix(m: re.Match) -> str:
+    return f"if ({m.group(1)}mem.references != NULL) (void) (*{m.group(1)}mem.references)++;  /* {MARK}: raw arrays */"
+
+
 def patch_text(text: str, log: list[str]) -> str:
     """The patched source (idempotent: already patched text comes back unchanged)."""
     if MARK in text:
@@ -176,6 +189,9 @@ def patch_text(text: str, log: list[str]) -> str:
         text = text.replace(_CL_BUILD_FATAL, _CL_BUILD_REPORTED, 1)
         log.append("# futhark-lab: invalid OpenCL build options fail context creation instead of exiting")
     text = _patch_gpu_program(text, log)
+    text, n_ref = _RAW_REF.subn(_raw_ref_fix, text)
+    if n_ref:
+        log.append(f"# futhark-lab: {n_ref} field/record reference count(s) skipped for raw (wrapped) arrays")
     text, n_div = _DIV.subn(_div_fix, text)
     if n_div:
         log.append(f"# futhark-lab: {n_div} signed division function(s) wrap on INT_MIN / -1 instead of SIGFPE")

@@ -23,14 +23,17 @@ from typing import Any
 
 class AliasGroup:
     """Values that may share memory.  ``live``: how many usable values are in the group (at the root);
-    ``shared``: why the memory is also another library's (None if it is not)."""
+    ``shared``: why the memory is also another library's (None if it is not); ``keep``: that library's objects
+    (a NumPy array, a DLPack capsule) whose memory members may use, kept alive as long as any member refers to the
+    group (every member's group leads to the root)."""
 
-    __slots__ = ("live", "parent", "shared")
+    __slots__ = ("live", "parent", "shared", "keep")
 
     def __init__(self, live: int = 1, shared: str | None = None):
         self.live = live
         self.parent: AliasGroup | None = None
         self.shared = shared
+        self.keep: list | None = None
 
     def root(self) -> "AliasGroup":
         g = self
@@ -66,6 +69,8 @@ def join(groups: list[AliasGroup]) -> AliasGroup:
         r.parent = top
         if top.shared is None:
             top.shared = r.shared
+        if r.keep:
+            top.keep = (top.keep or []) + r.keep
     return top
 
 
@@ -85,11 +90,14 @@ def alias_outputs(outputs: list[Any], sources: list[Any], shared: str | None = N
         g.shared = shared
 
 
-def mark_shared(v: Any, why: str) -> None:
-    """``v``'s memory is now also another library's (exported or wrapped): never consume it in place."""
+def mark_shared(v: Any, why: str, keep: Any = None) -> None:
+    """``v``'s memory is now also another library's (exported or wrapped): never consume it in place.  ``keep``:
+    the object owning that memory, kept alive while any value that may alias ``v`` lives (results, fields)."""
     g = group_of(v)
     if g.shared is None:
         g.shared = why
+    if keep is not None:
+        g.keep = (g.keep or []) + [keep]
 
 
 def leave(v: Any) -> None:

@@ -82,6 +82,12 @@ class Context:
         self._inflight: list = []
         self._deferred: collections.deque = collections.deque()
         self._retired = False
+        # DLPack exports (runtime.dlpack): how many capsules show each C value (by address), the frees of exported
+        # values that were freed or closed meanwhile (run when the last consumer lets go), and whether close() is
+        # waiting for them to free the context
+        self._exported: dict[int, int] = {}
+        self._held: dict[int, list] = {}
+        self._close_pending = False
         self._value_keys: dict[str, object] = {}
         self._cfg = self._make_config(options)
         previous = _cuda_current_context() if self.backend == "cuda" else None
@@ -225,8 +231,32 @@ class Context:
                     pass
             self.handle = None
             self._cfg = None
+            if self._exported:   # another library still uses exported memory: freed when it lets go
+                self._close_pending = True
+                return
             self._deferred.append(self._finalizer)
             self._run_deferred()
+
+    def hold_export(self, value: FutharkValue):
+        """``value`` is shown to another library (a DLPack capsule): until the returned release() is called, its
+        memory outlives free(), close() and the garbage collector."""
+        key = int(self.ffi.cast("uintptr_t", value._handle()))
+        with self._lock:
+            self._exported[key] = self._exported.get(key, 0) + 1
+
+        def release() -> None:
+            with self._lock:
+                n = self._exported.get(key, 0) - 1
+                if n > 0:
+                    self._exported[key] = n
+                    return
+                self._exported.pop(key, None)
+                self._deferred.extend(self._held.pop(key, ()))
+                if self._close_pending and not self._exported:
+                    self._close_pending = False
+                    self._deferred.append(self._finalizer)
+                self._run_deferred()
+        return release
 
     def _run_deferred(self) -> None:
         """Run queued frees, unless a fast call is (still or again) in flight: it runs them when it returns."""
@@ -281,6 +311,11 @@ class Context:
             def free(fn=fn, handle=handle, ptr=ptr, keepalive=keepalive) -> None:
                 if not self._retired:
                     fn(handle, ptr)
+            if self._exported:
+                key = int(self.ffi.cast("uintptr_t", ptr))
+                if key in self._exported:   # a DLPack consumer still uses it: freed on its release
+                    self._held.setdefault(key, []).append(free)
+                    return
             self._deferred.append(free)
             self._run_deferred()
 
@@ -378,6 +413,7 @@ class Context:
             v = self.wrap(field.type, out[0])
             if isinstance(v, FutharkValue):
                 aliases.alias_outputs([v], [obj])   # a field shares the record's memory
+                v._keepalive = obj._keepalive       # and whatever other library's memory the record uses
             return v
 
     def store(self, obj: FutharkOpaque) -> bytes:

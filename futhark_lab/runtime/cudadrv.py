@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 CU_POINTER_ATTRIBUTE_CONTEXT = 1
+CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL = 9
+CU_STREAM_LEGACY = 1
 CU_MEMHOSTALLOC_PORTABLE = 1
 CU_EVENT_DEFAULT = 0
 
@@ -126,6 +128,31 @@ def pointer_context(device_pointer: int) -> int:
     _check(_lib().cuPointerGetAttribute(ctypes.byref(ctx), CU_POINTER_ATTRIBUTE_CONTEXT, int(device_pointer)),
            "cuPointerGetAttribute(CONTEXT)")
     return int(ctx.value)
+
+
+def pointer_device(device_pointer: int) -> int:
+    """The ordinal of the device a device allocation lives on (DLPack's device_id)."""
+    dev = ctypes.c_int()
+    _check(_lib().cuPointerGetAttribute(ctypes.byref(dev), CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, int(device_pointer)),
+           "cuPointerGetAttribute(DEVICE_ORDINAL)")
+    return dev.value
+
+
+def context_device(ctx: int) -> int:
+    """The ordinal of the device context ``ctx`` runs on."""
+    dev = ctypes.c_int()
+    with _Current(ctx):
+        _check(_lib().cuCtxGetDevice(ctypes.byref(dev)), "cuCtxGetDevice")
+    return dev.value
+
+
+def sync_legacy_stream(device_pointer: int) -> None:
+    """Wait on the host for the legacy default stream of the context owning ``device_pointer``: where a DLPack
+    producer asked with ``stream=1`` has put its work (futhark's own stream lives in another context, so no
+    device-side ordering with it exists)."""
+    lib = _lib()
+    with _Current(pointer_context(device_pointer)):
+        _check(lib.cuStreamSynchronize(ctypes.c_void_p(CU_STREAM_LEGACY)), "cuStreamSynchronize(legacy stream)")
 
 
 class _Current:

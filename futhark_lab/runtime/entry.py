@@ -16,11 +16,12 @@ from ..builder.cdef import (
     SYNC_FAILED,
     _ctype,
     helper_name,
+    raw_names,
     sentinel_py,
     value_helper_name,
 )
 from ..builder.manifest import PRIMITIVES, ArrayType, EntryPoint, OpaqueType
-from . import aliases, guards
+from . import aliases, dlpack, guards
 from .library import _symbol
 from .values import (
     FutharkArray,
@@ -173,6 +174,14 @@ class EntryFunction:
         new_fn, free_fn = getattr(lib, t.ops["new"]), getattr(lib, t.ops["free"])
         buf_type = PRIMITIVES[t.elemtype][0] + "[]"
         dtype, rank, null = t.dtype, t.rank, ffi.NULL
+        # host backends take a NumPy array's memory as it is (a raw array, docs/dlpack.md); a consuming parameter
+        # never does: Futhark would update the caller's array in place (runtime.aliases)
+        share = backend in dlpack.HOST_BACKENDS and ctx.has_raw and ctx.raw_aliases and not p.unique
+        raw_fn = getattr(lib, raw_names(t)[0]) if share else None
+        # DLPack producers: on the host backends, and on cuda where futhark can wrap device memory (older versions
+        # keep the __cuda_array_interface__ path, which copies on the device)
+        take_dlpack = share or (backend == "cuda" and ctx.has_raw and ctx.raw_aliases)
+        where = f"{ename}(): parameter {p.name!r}"
 
         def conv_array(v, temps):
             if type(v) is FutharkArray and v._ctx is ctx and v._type is t and v._ptr is not None \
@@ -181,6 +190,15 @@ class EntryFunction:
             if type(v) is np.ndarray and (v.dtype is dtype or v.dtype == dtype) and v.ndim == rank \
                     and v.flags.c_contiguous:
                 host = v  # the common case, checked first and cheaply
+                if share and v.flags.aligned:
+                    handle = ctx.handle
+                    if handle is None:
+                        raise ctx.closed_error(f"{ename}()")
+                    ptr = raw_fn(handle, ffi.from_buffer("char[]", v), *v.shape)
+                    if ptr == null:
+                        raise ctx.error(1, f"{where}: wrapping an array of shape {v.shape}")
+                    temps.append((free_fn, ptr, v, True))   # True: the result may alias v (_keeps)
+                    return ptr
             elif isinstance(v, FutharkArray):
                 if v._ctx is not ctx:
                     if v._ctx.backend == ctx.backend and v._type.name == t.name:
@@ -191,6 +209,17 @@ class EntryFunction:
                 if v._type is not t:
                     raise TypeError(f"{ename}(): parameter {p.name!r} expects {t.name}, got a Futhark {v._type.name}")
                 return v._handle()
+            elif take_dlpack and dlpack.is_producer(v):
+                arr = module.from_dlpack(v, t, ename, p.name)
+                if p.unique and arr._keepalive is not None:
+                    # never consume another library's memory in place (runtime.aliases): a copy is consumed
+                    host = arr.numpy()
+                    arr.free()
+                    arr = ctx.new_array(t, host)
+                    ctx.sync()
+                    ctx.consume_copies += 1
+                temps.append(arr)
+                return arr._ptr
             elif backend == "cuda" and hasattr(v, "__cuda_array_interface__") and not isinstance(v, np.ndarray):
                 arr = module.from_device(v, t, param=p.name)
                 if p.unique and arr._keepalive is not None:
@@ -203,6 +232,9 @@ class EntryFunction:
                 temps.append(arr)
                 return arr._ptr
             else:
+                if share and type(v) is np.ndarray and v.dtype == dtype and v.ndim == rank:
+                    dlpack.warn_copy(f"{where}: the NumPy array was copied, not shared: it is not "
+                                     f"{'C-contiguous' if not v.flags.c_contiguous else 'aligned'}")
                 host = as_host_array(ename, p.name, t, v)
             # a temporary Futhark array, freed right after the call; the host buffer stays referenced until then
             handle = ctx.handle
@@ -287,8 +319,9 @@ class EntryFunction:
         sources = [args[j] for j in self._alias_in
                    if isinstance(args[j], FutharkValue) and args[j]._ctx is ctx and args[j]._ptr is not None]
         shared = None
-        for keep in keeps or ():
-            shared = f"it may share memory with the {type(keep).__name__} passed to {self.entry.name}()"
+        if keeps:
+            shared = f"it may share memory with the {type(keeps[-1]).__name__} passed to {self.entry.name}()"
+            keep = keeps[0] if len(keeps) == 1 else tuple(keeps)
             for o in outs:
                 o._keepalive = keep   # the other library's memory stays alive while a result may use it
         aliases.alias_outputs(outs, sources, shared)
@@ -326,7 +359,7 @@ class EntryFunction:
                                     aliases.leave(v)
                 if code != 0:
                     raise self._failure(code)
-                keeps = [t._keepalive for t in temps if type(t) is FutharkArray and t._keepalive is not None]
+                keeps = _keeps(temps)
             finally:
                 if temps:
                     self._free_temps(temps, handle)
@@ -353,6 +386,19 @@ class EntryFunction:
 _MISSING = object()
 
 
+def _keeps(temps: list) -> list:
+    """What a call's results may alias besides Futhark memory: the other library's memory that a temporary input
+    wraps (a CUDA tensor, a DLPack producer's or a NumPy array's memory on the host backends)."""
+    out = []
+    for t in temps:
+        if type(t) is FutharkArray:
+            if t._keepalive is not None:
+                out.append(t._keepalive)
+        elif type(t) is tuple and len(t) == 4:
+            out.append(t[2])
+    return out
+
+
 def _alias_lines(fn: EntryFunction, arrays: list[int], wrap: str) -> list[str]:
     """The fast path's return: a nonunique result of array inputs joins their alias group (runtime.aliases).  With
     one array input, all resident, that is inline: take the input's group (made on first use) and count one more
@@ -360,7 +406,7 @@ def _alias_lines(fn: EntryFunction, arrays: list[int], wrap: str) -> list[str]:
     if not fn._alias_out or not arrays:
         return [f"            return {wrap}"]
     given = ", ".join(f"a{i}" for i in range(fn._nargs)) + ("," if fn._nargs else "")
-    keeps = "[t._keepalive for t in temps if type(t) is FA and t._keepalive is not None] if temps else None"
+    keeps = "KEEPS(temps) if temps else None"
     slow = [f"            r = {wrap}",
             f"            self._alias_results([r], ({given}), {keeps})",
             "            return r"]
@@ -401,6 +447,7 @@ def _specialised(fn: EntryFunction) -> type:
     # point and its parameters (Python's own, for an unknown name, name it through __qualname__)
     ns["MISSING"] = _MISSING
     ns["GROUP"] = aliases.AliasGroup
+    ns["KEEPS"] = _keeps
     futhark_names = [p.name for p in fn.entry.inputs]
     reserved = set(ns) | {"self", "rest", "temps", "handle", "r", "g", "code", "args", "kwargs", "VHELPER", "LAST",
                           "NULL", "SENT"}

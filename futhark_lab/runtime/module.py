@@ -14,12 +14,12 @@ import numpy as np
 
 from ..builder.cache import Build
 from ..builder.manifest import ArrayType
-from . import aliases
+from . import aliases, dlpack
 from .context import Context, ContextOptions
 from .entry import EntryFunction
 from .library import load_library
 from .modulebase import ModuleBase
-from .values import FutharkArray, FutharkOpaque
+from .values import FutharkArray, FutharkOpaque, as_host_array
 
 
 class FutharkModule(ModuleBase):
@@ -38,14 +38,37 @@ class FutharkModule(ModuleBase):
             self._expose(name, EntryFunction(self, e))
 
     # -- data movement
-    def array(self, data: Any, futhark_type: str | None = None) -> FutharkArray:
-        """Put data into this context (host→device on GPUs) once, to pass to entry points without re-copying."""
+    def array(self, data: Any, futhark_type: str | None = None, *, copy: bool | None = None) -> FutharkArray:
+        """Put data into this context once, to pass to entry points without re-copying.  ``copy=None``: memory this
+        context can use as it is (a NumPy array, or any DLPack producer on the same device: host memory on
+        c/multicore, the same GPU on cuda) is shared, not copied, so the result aliases ``data`` (docs/dlpack.md);
+        anything else is copied (host→device on GPUs).  ``copy=True``: always an array of its own; ``copy=False``:
+        shared or BufferError."""
         if isinstance(data, FutharkArray) and data._ctx is self.context:
             return data
+        if copy:   # memory futhark allocates (a device or host copy), as before DLPack
+            if dlpack.is_producer(data):
+                data = dlpack.host_view(data)
+            elif hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
+                data = _to_host(data)
+        if copy is False:
+            arr = self.array(data, futhark_type)
+            if arr._keepalive is None:
+                arr.free()
+                raise BufferError(f"array(copy=False): a {dlpack.kind(data)} cannot be shared by this "
+                                  f"{self.backend} module (see the DLPackCopyWarning); pass copy=None to allow a copy")
+            return arr
         candidates = [t for t in self.manifest.types.values() if isinstance(t, ArrayType)]
         if futhark_type is not None:
             candidates = [t for t in candidates if t.name == futhark_type]
-        if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
+        producer = dlpack.is_producer(data) and not (
+            self.backend == "cuda" and not self.context.raw_aliases and hasattr(data, "__cuda_array_interface__"))
+        if producer:
+            imp = dlpack.take(data, 1 if dlpack.device_of(data)[0] in (dlpack.kDLCUDA, dlpack.kDLCUDAManaged)
+                              else None)
+            dt, rank = imp.dtype, len(imp.shape)
+            imp.close()
+        elif hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
             cai = data.__cuda_array_interface__
             dt, rank = np.dtype(cai["typestr"]), len(cai["shape"])
         else:
@@ -57,10 +80,35 @@ class FutharkModule(ModuleBase):
             raise TypeError(f"this program has no array type of rank {rank} and dtype {dt} "
                             f"(its array types: {have})")
         t = match[0]
+        if producer and not copy:
+            return self.from_dlpack(data, t, "array()", "data")
         if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
             return self.from_device(data, t)
+        if self.backend in dlpack.HOST_BACKENDS and not copy:
+            arr = share_numpy(self.context, t, data, "array()")
+            if arr is not None:
+                return arr
         arr = self.context.new_array(t, np.ascontiguousarray(data))
         self.context.sync()  # the copy from the host buffer is asynchronous; the buffer may go after this
+        return arr
+
+    def from_dlpack(self, obj: Any, t: ArrayType, entry: str = "array()", param: str = "data") -> FutharkArray:
+        """A DLPack producer (PyTorch, JAX, CuPy...) as a Futhark array of type ``t``: its memory, shared, where
+        this context can use it as it is; otherwise a copy, with a DLPackCopyWarning saying why (not for host data
+        going to a GPU, which every host input does)."""
+        ctx = self.context
+        name = entry if entry.endswith(")") else f"{entry}()"
+        arr, why = dlpack.wrap(ctx, t, obj, f"{name}: parameter {param!r}")
+        if arr is not None:
+            return arr
+        host = as_host_array(name[:-2], param, t, dlpack.host_view(obj))
+        home = dlpack.home_device(ctx)
+        if not (home is not None and home[0] != dlpack.kDLCPU
+                and dlpack.device_of(obj)[0] in (dlpack.kDLCPU, dlpack.kDLCUDAHost)):
+            dlpack.warn_copy(f"{name}: parameter {param!r}: the {dlpack.kind(obj)} was copied, not shared, because "
+                             f"{why}")
+        arr = ctx.new_array(t, host)
+        ctx.sync()   # the copy from `host` is asynchronous on GPUs
         return arr
 
     def from_device(self, obj: Any, t: ArrayType, param: str = "array") -> FutharkArray:
@@ -80,7 +128,7 @@ class FutharkModule(ModuleBase):
         if ctx.has_raw and ctx.raw_aliases:
             arr = ctx.new_raw_array(t, cai["data"][0], shape, keepalive=obj)
             # the other library still owns this memory: a consuming entry point gets a copy (runtime.aliases)
-            aliases.mark_shared(arr, f"it wraps the memory of a {type(obj).__name__} without copying")
+            aliases.mark_shared(arr, f"it wraps the memory of a {type(obj).__name__} without copying", keep=obj)
             return arr
         if ctx.has_raw:
             # futhark < 0.25.14: new_raw copies device-to-device into futhark's own memory (no host round trip)
@@ -138,6 +186,21 @@ class FutharkModule(ModuleBase):
         names = ", ".join(self.entry_points)
         return f"<FutharkModule {self.build.source_name} [{self.backend}, futhark {self.build.futhark.version_str}]" \
                f" entry points: {names}>"
+
+
+def share_numpy(ctx: Any, t: ArrayType, data: np.ndarray, what: str) -> FutharkArray | None:
+    """A NumPy array of exactly ``t``'s dtype and rank as a Futhark array sharing its memory (host backends, futhark
+    >= 0.25.14), or None where it must be copied (with a DLPackCopyWarning for a layout that prevents sharing)."""
+    if not (ctx.has_raw and ctx.raw_aliases) or type(data) is not np.ndarray or data.dtype != t.dtype \
+            or data.ndim != t.rank:
+        return None
+    if not (data.flags.c_contiguous and data.flags.aligned):
+        dlpack.warn_copy(f"{what}: the NumPy array was copied, not shared: it is not "
+                         f"{'C-contiguous' if not data.flags.c_contiguous else 'aligned'}")
+        return None
+    arr = ctx.new_raw_array(t, data.ctypes.data, data.shape, keepalive=data)
+    aliases.mark_shared(arr, "it wraps the memory of a NumPy array without copying", keep=data)
+    return arr
 
 
 def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:

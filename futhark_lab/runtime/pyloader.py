@@ -94,6 +94,15 @@ class PyArray:
         arr = self.numpy()
         return arr.astype(dtype, copy=False) if dtype is not None else arr
 
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None,
+                   copy: Any = None) -> Any:
+        from .dlpack import refusal
+        raise BufferError(refusal(self._ctx.backend))
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        from .dlpack import refusal
+        raise BufferError(refusal(self._ctx.backend))
+
     def free(self) -> None:
         self.data = None
         if self._alias is not None:
@@ -417,8 +426,11 @@ class PyFutharkModule(ModuleBase):
         for name, (pyname, ins, outs, tuple_output) in entry_point_table(klass).items():
             self._expose(name, PyEntryFunction(self, name, pyname, ins, outs, tuple_output))
 
-    def array(self, data: Any, futhark_type: str | None = None) -> PyArray:
-        """Put data into this module's memory once (an OpenCL buffer on pyopencl)."""
+    def array(self, data: Any, futhark_type: str | None = None, *, copy: bool | None = None) -> PyArray:
+        """Put data into this module's memory once (an OpenCL buffer on pyopencl): always a copy."""
+        if copy is False:
+            from .dlpack import refusal
+            raise BufferError(f"array(copy=False): the {self.backend} backend always copies; {refusal(self.backend)}")
         data = np.array(data, order="C", copy=True)  # owned: a unique parameter may update it in place
         if not self.context.alive:
             raise ValueError(f"array() of shape {data.shape}: {self.context._closed_reason}")

@@ -149,6 +149,19 @@ class FutharkArray(FutharkValue):
         return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.data_ptr(), False),
                 "version": 3, "strides": None}
 
+    def __dlpack__(self, *, stream: Any = None, max_version: tuple[int, int] | None = None,
+                   dl_device: tuple[int, int] | None = None, copy: bool | None = None) -> Any:
+        """Share this array with NumPy, PyTorch, JAX, CuPy (``np.from_dlpack(a)``, ``torch.from_dlpack(a)``...):
+        host memory on c/multicore, device memory on cuda; synchronised first; this array's memory stays valid until
+        the consumer lets go, even after free() or the module's close() (runtime.dlpack, docs/dlpack.md)."""
+        from . import dlpack
+        return dlpack.export(self, stream, max_version, dl_device, copy)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        from . import dlpack
+        self._handle()
+        return dlpack.array_device(self)
+
     def torch(self):
         """A PyTorch tensor sharing this array's memory on cuda (no copy); a CPU tensor from a copy otherwise."""
         import torch

@@ -51,7 +51,7 @@ def prepare(impl: Impl, kernel: Kernel, dtype: str, inputs: tuple, modules: _Mod
         inputs = _staged(impl, inputs)
     if impl.resident:
         def put():
-            arrays = tuple(module.array(v) if isinstance(v, np.ndarray) else v for v in inputs)
+            arrays = tuple(module.array(v, copy=True) if isinstance(v, np.ndarray) else v for v in inputs)
             module.sync()
             return arrays
         h2d, dev_inputs = _median_time(put)
