@@ -410,7 +410,6 @@ def test_bench_samples_are_the_calls_own_c_timing(lab_run):
 def test_server_reference_drives_futhark_server_as_futhark_bench(program, tmp_path):
     """benchmarks/futhark_server_ref.py (the reference on machines without futhark): a real server built by
     `futhark c --server`, a text data file, and an entry point that consumes its input (reloaded per run)."""
-    import futhark_data
 
     from futhark_lab.builder.toolchain import find_futhark
 

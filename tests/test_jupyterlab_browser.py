@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 
 from .chromium import free_port, needs_chromium, page, wait_until
-from .conftest import ROOT, needs_futhark
+from .conftest import needs_futhark
 
 pytestmark = [needs_futhark, pytest.mark.slow, needs_chromium]
 pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip install -e .[notebook])")

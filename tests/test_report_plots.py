@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from futhark_lab.measure.hardware import HardwareModel
 from futhark_lab.view.report import report, warnings_for
 from futhark_lab.measure.timing import Policy
 
-from .conftest import ROOT
 
 QUICK = Policy(warmup_s=0.005, min_samples=6, min_time_s=0.01, max_time_s=0.1, max_noise=0.05)
 

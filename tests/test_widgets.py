@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import pytest
 
@@ -12,7 +11,7 @@ pytest.importorskip("ipywidgets")
 from futhark_lab.measure.timing import Policy  # noqa: E402
 from futhark_lab.view.widgets import Explorer  # noqa: E402
 
-from .conftest import ROOT, have_futhark  # noqa: E402
+from .conftest import have_futhark  # noqa: E402
 
 QUICK = Policy(warmup_s=0.0, min_samples=3, min_time_s=0.0, max_time_s=0.05, max_noise=0.5)
 
