@@ -127,6 +127,8 @@ def pointer_context(device_pointer: int) -> int:
     ctx = ctypes.c_void_p()
     _check(_lib().cuPointerGetAttribute(ctypes.byref(ctx), CU_POINTER_ATTRIBUTE_CONTEXT, int(device_pointer)),
            "cuPointerGetAttribute(CONTEXT)")
+    if not ctx.value:  # memory from a pool or VMM (JAX/XLA, cudaMallocAsync) belongs to no context: its device's
+        return _primary_context(pointer_device(device_pointer))  # primary one, where the runtime's work runs
     return int(ctx.value)
 
 
@@ -233,11 +235,11 @@ class EventTimer:
             lib.cuEventDestroy_v2(self.end)
 
 
-@functools.lru_cache(maxsize=1)
-def _primary_context() -> int:
+@functools.lru_cache(maxsize=None)
+def _primary_context(ordinal: int = 0) -> int:
     lib = _lib()
     dev, ctx = ctypes.c_int(), ctypes.c_void_p()
-    _check(lib.cuDeviceGet(ctypes.byref(dev), 0), "cuDeviceGet")
+    _check(lib.cuDeviceGet(ctypes.byref(dev), ordinal), "cuDeviceGet")
     _check(lib.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev), "cuDevicePrimaryCtxRetain")
     return int(ctx.value)
 
