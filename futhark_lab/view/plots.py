@@ -166,9 +166,9 @@ def roofline(df: pd.DataFrame, *, ax=None) -> Figure:
     impl_handles = [Line2D([], [], ls="", marker="o", color=c, label=i) for i, c in colours.items()]
     kernel_handles = [Line2D([], [], ls="", marker=markers[j % len(markers)], color="gray", label=k)
                       for j, k in enumerate(kernels)]
-    first = ax.legend(handles=impl_handles, title="implementation", fontsize=7, title_fontsize=7,
-                      loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.add_artist(first)
+    # a figure legend, not ax.add_artist(ax.legend(...)): bbox_inches="tight" counts it, so long names are not cut
+    fig.legend(handles=impl_handles, title="implementation", fontsize=7, title_fontsize=7, loc="upper left",
+               bbox_to_anchor=(1.01, 1.0), bbox_transform=ax.transAxes)
     ax.legend(handles=kernel_handles, title="kernel", fontsize=7, title_fontsize=7, loc="lower left",
               bbox_to_anchor=(1.01, 0.0))
     return _finish(fig, ax, "arithmetic intensity (flop/byte)", "performance (GFLOP/s)",

@@ -78,7 +78,7 @@ def _raw(v) -> str:
 
 def _png(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -339,6 +339,6 @@ def export(run_or_df, directory: str | os.PathLike, *, figures: bool = True) -> 
         for name, fig in (benchplots.figures_for(df) if "dataset" in df else figures_for(df)):
             slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower()
             p = d / f"{slug}.png"
-            fig.savefig(p, dpi=110)
+            fig.savefig(p, dpi=110, bbox_inches="tight")
             out.append(p)
     return out

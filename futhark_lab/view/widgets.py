@@ -158,7 +158,7 @@ class Explorer:
         import io
 
         buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=100)
+        self.figure.savefig(buf, format="png", dpi=100, bbox_inches="tight")
         self.image.value = buf.getvalue()
 
     def _ipython_display_(self) -> None:
