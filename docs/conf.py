@@ -19,7 +19,9 @@ from futhark_lab import __version__  # noqa: E402
 HERE = Path(__file__).resolve().parent
 COPIED = {"notebooks": sorted((ROOT / "notebooks").glob("*.ipynb")),
           "results": [ROOT / "results" / "README.md", ROOT / "results" / "compat" / "README.md",
-                      ROOT / "results" / "h200-notebook05" / "05-gpu-sum-squares.executed.ipynb"]}
+                      ROOT / "results" / "h200-notebook05" / "05-gpu-sum-squares.executed.ipynb",
+                      *(ROOT / "results" / d / "README.md" for d in ("h200-peers", "h200-dlpack", "h200-tune",
+                                                                      "h200-frontdoor"))]}
 
 
 def _copy_in() -> None:

@@ -74,7 +74,7 @@ def test_missing_icd_is_diagnosed(tmp_path):
     env = dict(os.environ, OCL_ICD_VENDORS=str(tmp_path))  # an empty vendors directory: no platform at all
     out = subprocess.run([sys.executable, "-m", "futhark_lab.cli", "doctor", "--json", "--backends", "opencl"],
                          capture_output=True, text=True, cwd=ROOT, env=env)
-    s = json.loads(out.stdout)[0]
+    s = json.loads(out.stdout)["backends"][0]
     assert not s["works"]
     assert "no platform" in s["cause"] or "ICD" in s["cause"], s["cause"]
 
@@ -116,7 +116,7 @@ def test_doctor_on_this_machine():
         assert df.loc["cuda", "cause"] and df.loc["cuda", "fix"]
     out = subprocess.run([__import__("sys").executable, "-m", "futhark_lab.cli", "doctor", "--json",
                           "--backends", "c,cuda"], capture_output=True, text=True, cwd=ROOT)
-    rows = json.loads(out.stdout)
+    rows = json.loads(out.stdout)["backends"]
     assert {r["backend"] for r in rows} == {"c", "cuda"} and rows[0]["works"]
 
 

@@ -140,8 +140,9 @@ def test_unknown_names_and_bad_values_are_clear_errors(prog, threshold, tmp_path
 @needs_futhark
 @needs_opencl
 def test_magic_tuning_option(threshold, tmp_path):
+    from IPython import get_ipython
     from IPython.testing.globalipapp import start_ipython
-    ip = start_ipython()
+    ip = start_ipython() or get_ipython()  # None when another test module started the shared shell already
     ip.run_line_magic("load_ext", "futhark_lab")
     f = write_tuning_file(tmp_path / "cell.tuning", {threshold: 777})
     import io

@@ -14,10 +14,11 @@ def main(a) -> int:
     statuses = doctor(backends, as_frame=False)
     peers = [] if a.no_peers else peer_status()
     if a.json:
-        print(json.dumps([{"backend": s.backend, "works": s.works, "on_gpu": s.on_gpu, "device": s.device,
-                           "cause": s.cause, "fix": s.fix, "checks": s.checks} for s in statuses] +
-                         [{"peer": p["peer"], "device": p["device"], "works": p["works"], "detail": p["detail"]}
-                          for p in peers], indent=2))
+        print(json.dumps({"backends": [{"backend": s.backend, "works": s.works, "on_gpu": s.on_gpu,
+                                        "device": s.device, "cause": s.cause, "fix": s.fix, "checks": s.checks}
+                                       for s in statuses],
+                          "peers": [{"peer": p["peer"], "device": p["device"], "works": p["works"],
+                                     "detail": p["detail"]} for p in peers]}, indent=2))
     else:
         print(format_table(statuses))
         if peers:
@@ -31,6 +32,7 @@ def main(a) -> int:
 def add(sub) -> None:
     p = sub.add_parser("doctor", help="which backends work here, and why the others don't")
     p.add_argument("--backends", help="comma-separated subset")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true",
+                   help='machine-readable output: {"backends": [...], "peers": [...]}')
     p.add_argument("--no-peers", action="store_true", help="leave out the peer libraries' table")
     p.set_defaults(func=main)
