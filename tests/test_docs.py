@@ -49,8 +49,8 @@ def test_notebooks_are_rendered_executed(built):
     assert "stats = futhark multicore module" in quick and "fastest:" in quick, "01 was not executed at build time"
     assert "data:image/png" in (built / "notebooks" / "02-sweeps.html").read_text() or \
         list((built / "_images").glob("*.png")), "no figure in the executed sweeps notebook"
-    gpu = (built / "results" / "h100-sum-squares" / "05-gpu-sum-squares.executed.html").read_text()
-    assert "NVIDIA H100 80GB HBM3" in gpu, "the GPU notebook's stored outputs are shown"
+    gpu = (built / "results" / "h200-notebook05" / "05-gpu-sum-squares.executed.html").read_text()
+    assert "NVIDIA H200" in gpu and "futhark cuda, resident" in gpu, "the GPU notebook's stored outputs are shown"
 
 
 @needs_chromium
