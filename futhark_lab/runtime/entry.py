@@ -183,6 +183,17 @@ class EntryFunction:
         take_dlpack = share or (backend == "cuda" and ctx.has_raw and ctx.raw_aliases)
         where = f"{ename}(): parameter {p.name!r}"
 
+        def wrapped(arr, temps):
+            """Another library's memory taken in: never consumed in place (runtime.aliases), a copy is."""
+            if p.unique and arr._keepalive is not None:
+                host = arr.numpy()
+                arr.free()
+                arr = ctx.new_array(t, host)
+                ctx.sync()
+                ctx.consume_copies += 1
+            temps.append(arr)
+            return arr._ptr
+
         def conv_array(v, temps):
             if type(v) is FutharkArray and v._ctx is ctx and v._type is t and v._ptr is not None \
                     and not v._consumed:
@@ -210,27 +221,9 @@ class EntryFunction:
                     raise TypeError(f"{ename}(): parameter {p.name!r} expects {t.name}, got a Futhark {v._type.name}")
                 return v._handle()
             elif take_dlpack and dlpack.is_producer(v):
-                arr = module.from_dlpack(v, t, ename, p.name)
-                if p.unique and arr._keepalive is not None:
-                    # never consume another library's memory in place (runtime.aliases): a copy is consumed
-                    host = arr.numpy()
-                    arr.free()
-                    arr = ctx.new_array(t, host)
-                    ctx.sync()
-                    ctx.consume_copies += 1
-                temps.append(arr)
-                return arr._ptr
+                return wrapped(module.from_dlpack(v, t, ename, p.name), temps)
             elif backend == "cuda" and hasattr(v, "__cuda_array_interface__") and not isinstance(v, np.ndarray):
-                arr = module.from_device(v, t, param=p.name)
-                if p.unique and arr._keepalive is not None:
-                    # never consume another library's memory in place (runtime.aliases): a copy is consumed
-                    host = arr.numpy()
-                    arr.free()
-                    arr = ctx.new_array(t, host)
-                    ctx.sync()
-                    ctx.consume_copies += 1
-                temps.append(arr)
-                return arr._ptr
+                return wrapped(module.from_device(v, t, param=p.name), temps)
             else:
                 if share and type(v) is np.ndarray and v.dtype == dtype and v.ndim == rank:
                     dlpack.warn_copy(f"{where}: the NumPy array was copied, not shared: it is not "
