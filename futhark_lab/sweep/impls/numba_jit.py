@@ -66,8 +66,11 @@ def _compiles(cuda: Any) -> None:
             _PROBE.append(f"numba.cuda cannot compile a kernel here ({type(exc).__name__}: {exc}; numba-cuda "
                           f"{getattr(cuda, '__version__', '?')}, NumPy {np.__version__})")
     if _PROBE[0] is not None:
-        raise PeerUnavailable("numba-cuda", _PROBE[0], "pip install -U numba-cuda  (a release that supports this "
-                              "NumPy)")
+        hint = "pip install -U numba-cuda  (a release that supports this NumPy)"
+        if "row_stack" in _PROBE[0]:   # NVIDIA/numba-cuda#907: 0.30.4 is the last release, in maintenance mode
+            hint = ("pip install 'numpy<2.5'  (numba-cuda 0.30.4 registers np.row_stack, which NumPy 2.5 removed: "
+                    "NVIDIA/numba-cuda#907; or, in your own process, np.row_stack = np.vstack before the first kernel)")
+        raise PeerUnavailable("numba-cuda", _PROBE[0], hint)
 
 
 def available(device: str = "cpu") -> tuple[bool, str]:
