@@ -8,6 +8,11 @@
 #                         and every peer, one run with report.html
 #   peer_overhead.txt     benchmarks/peer_overhead.py --gpu: workbench / bare timing per peer (target within 5%)
 #   gpu_peer_tests.txt    tests/test_gpu_peers.py
+#
+# PEERS=numba-cuda,... limits the sweep's peers (default: all), and ROW_STACK_SHIM=1 runs everything after doctor
+# with np.row_stack = np.vstack set at start-up (a sitecustomize): numba-cuda 0.30.4, its last release, registers
+# np.row_stack, which NumPy 2.5 removed (NVIDIA/numba-cuda#907, maintenance mode), so without it no numba.cuda
+# kernel compiles against the GPU machine's NumPy 2.5.
 set -u
 OUT=${OUT:-$PWD/out-gpu}
 D="$OUT/peers"
@@ -24,6 +29,12 @@ done
 timeout 30 python3 -m futhark_lab.cli doctor --backends cuda >"$D/doctor.txt" 2>&1
 cat "$D/doctor.txt"
 
+if [ "${ROW_STACK_SHIM:-0}" = 1 ]; then
+  mkdir -p /tmp/rowstack
+  printf 'import numpy as np\nif not hasattr(np, "row_stack"):\n    np.row_stack = np.vstack\n' >/tmp/rowstack/sitecustomize.py
+  export PYTHONPATH=/tmp/rowstack:$PYTHONPATH
+  echo "ROW_STACK_SHIM: np.row_stack = np.vstack at start-up from here on (NVIDIA/numba-cuda#907)" | tee "$D/shim.txt"
+fi
 timeout 150 python3 - >"$D/sweep.txt" 2>&1 <<PY
 import sys
 from futhark_lab import suite, sweep as sw
@@ -39,7 +50,8 @@ for name, sizes in plan.items():
     k = suite.get(name)
     impls = ([sw.futhark("cuda")] if futhark_available() else []) + [sw.torch("cuda", v if v != "default" else None)
                                                                      for v in list(k.torch)[:1]]
-    impls += peer_implementations(list(PEER_NAMES), ["cuda"], k, False)
+    wanted = "${PEERS:-all}"
+    impls += peer_implementations(list(PEER_NAMES) if wanted == "all" else wanted.split(","), ["cuda"], k, False)
     impls = [i for i in impls if i.device.startswith("cuda")]
     print(name, [i.name for i in impls], flush=True)
     df = sw.sweep(k, impls, sizes=sizes, dtypes=["f32"], run_id=run_id, results="$D", rounds=2,
@@ -55,7 +67,7 @@ PY
 echo "sweep exit $?" >>"$D/sweep.txt"
 tail -4 "$D/sweep.txt"
 
-timeout 100 python3 benchmarks/peer_overhead.py --gpu --rounds 9 --budget 0.05 >"$D/peer_overhead.txt" 2>&1
+timeout 300 python3 benchmarks/peer_overhead.py --gpu --rounds 9 --budget 0.05 >"$D/peer_overhead.txt" 2>&1
 echo "peer_overhead exit $?" >>"$D/peer_overhead.txt"
 cat "$D/peer_overhead.txt"
 

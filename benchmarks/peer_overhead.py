@@ -5,10 +5,13 @@ interleaved rounds, on the same compiled function and the same device-resident i
   point runs them (and, on GPUs, ``device_times`` with the peer's own CUDA-event timer);
 - bare, the way the library's maintainers time it:
   JAX — a ``f(x).block_until_ready()`` loop (JAX's benchmarking FAQ);
-  torch.compile — ``torch.utils.benchmark.Timer.blocked_autorange`` (PyTorch's benchmark utility; it synchronises
-  CUDA), and on GPUs ``triton.testing.do_bench`` for the device span (what Inductor's own benchmarks use);
+  torch.compile — ``torch.utils.benchmark.Timer.blocked_autorange`` (PyTorch's benchmark utility), and on GPUs a
+  call + ``torch.cuda.synchronize()`` loop and ``triton.testing.do_bench`` for the device span (what Inductor's own
+  benchmarks use).  On a GPU, blocked_autorange synchronises once per block of calls, so its per-call figure is a
+  pipelined throughput, a different quantity from a synchronised call: printed, marked "n/a";
   Numba njit — ``timeit`` (Numba's performance tips), one call per repeat;
-  CuPy — ``cupyx.profiler.benchmark`` (cpu_times: host clock around call + sync; gpu_times: CUDA events);
+  CuPy — ``cupyx.profiler.benchmark`` (gpu_times: CUDA events; cpu_times: the host clock around the call alone,
+  the synchronisation left out, so printed but marked "n/a") and a call + stream synchronise loop;
   Triton — ``triton.testing.do_bench`` (CUDA events, median) and a call + ``torch.cuda.synchronize`` loop;
   numba.cuda — ``cuda.event`` pairs (Numba's documentation) and a call + ``cuda.synchronize()`` loop;
   PyCUDA — ``pycuda.driver.Event`` pairs and a call + ``Context.synchronize()`` loop.
@@ -100,12 +103,15 @@ def bare_torch_compile(n, x_host, device):
         # the Timer defaults to one thread; the workbench leaves PyTorch's pool as it is, so the bare side does too
         return tb.Timer("f(x)", globals={"f": f, "x": x},
                         num_threads=torch.get_num_threads()).blocked_autorange(min_run_time=b).median
-    out = {"host": ("torch.utils.benchmark.Timer.blocked_autorange", autorange)}
-    if device == "cuda":
-        import triton.testing
-        out["device"] = ("triton.testing.do_bench (median)",
-                         lambda b: triton.testing.do_bench(lambda: f(x), rep=int(b * 1e3), return_mode="median") / 1e3)
-    return out
+    if device != "cuda":
+        return {"host": ("torch.utils.benchmark.Timer.blocked_autorange", autorange)}
+    import triton.testing
+    return {"host": ("call + torch.cuda.synchronize() loop",
+                     lambda b: loop_median(lambda: (f(x), torch.cuda.synchronize()), b)),
+            "host-pipelined": ("torch.utils.benchmark.Timer.blocked_autorange", autorange,
+                               "one synchronisation per block of calls: pipelined launches, not a synchronised call"),
+            "device": ("triton.testing.do_bench (median)",
+                       lambda b: triton.testing.do_bench(lambda: f(x), rep=int(b * 1e3), return_mode="median") / 1e3)}
 
 
 def bare_numba(n, x_host, device):
@@ -160,8 +166,15 @@ def bare_cupy(n, x_host, device):
         r = benchmark(f, (x,), n_repeat=100000, max_duration=b, n_warmup=10)
         cache["gpu"] = float(np.median(r.gpu_times[0]))
         return float(np.median(r.cpu_times))
-    return {"host": ("cupyx.profiler.benchmark cpu_times", run),
-            "device": ("cupyx.profiler.benchmark gpu_times", lambda b: cache.get("gpu") or (run(b), cache["gpu"])[1])}
+    stream = cp.cuda.get_current_stream()
+
+    def gpu(b):
+        run(b)
+        return cache["gpu"]
+    return {"host": ("call + stream.synchronize() loop", lambda b: loop_median(lambda: (f(x), stream.synchronize()), b)),
+            "host-launch": ("cupyx.profiler.benchmark cpu_times", run,
+                            "the host clock around the call alone: the synchronisation is outside it"),
+            "device": ("cupyx.profiler.benchmark gpu_times", gpu)}
 
 
 def bare_triton(n, x_host, device):
@@ -229,20 +242,16 @@ def compare(name: str, impl, bare_fn, device: str, n: int, rounds: int, budget_s
         bare = bare_fn(n, x, device)
     except PeerUnavailable as exc:
         return [f"{name:14} {device:5} {n:>11,}  skipped: {exc}"]
-    sides = {"host": ([], []), "device": ([], [])}
+    wb_of = {"host": lambda: workbench(p, budget_s), "device": lambda: workbench_device(p, budget_s)}
+    sides = {what: ([], []) for what in bare if what != "device" or p.device_timer is not None}
     for r in range(rounds):     # interleaved, the order alternating round by round
-        first_wb = r % 2 == 0
-        for wb_turn in ((True, False) if first_wb else (False, True)):
-            if wb_turn:
-                sides["host"][0].append(workbench(p, budget_s))
-            else:
-                sides["host"][1].append(bare["host"][1](budget_s))
-        if "device" in bare and p.device_timer is not None:
-            for wb_turn in ((True, False) if first_wb else (False, True)):
+        for what in sides:
+            turns = (True, False) if r % 2 == 0 else (False, True)
+            for wb_turn in turns:
                 if wb_turn:
-                    sides["device"][0].append(workbench_device(p, budget_s))
+                    sides[what][0].append(wb_of["device" if what == "device" else "host"]())
                 else:
-                    sides["device"][1].append(bare["device"][1](budget_s))
+                    sides[what][1].append(bare[what][1](budget_s))
     lines = []
     for what, (wb, br) in sides.items():
         if not wb:
@@ -254,11 +263,14 @@ def compare(name: str, impl, bare_fn, device: str, n: int, rounds: int, budget_s
         how = bare[what][0]
         flag = "ok" if abs(ratio - 1) <= 0.05 else "OFF"
         note = ""
+        if len(bare[what]) > 2:
+            note, flag = f"  (not comparable: {bare[what][2]})", "n/a"
         if "do_bench" in how and n * 4 < 200e6:
             note = "  (do_bench empties the L2 before each run: not comparable at a cache-resident size)"
             flag = "n/a"
-        lines.append(f"{name:14} {device:5} {n:>11,}  {what:6} workbench {w * 1e6:10.2f} us  bare {b * 1e6:10.2f} us  "
-                     f"ratio {ratio:6.3f} (per round: median {pm:.3f}, IQR {q1:.2f}-{q3:.2f})  {flag:3}  bare = {how}{note}")
+        lines.append(f"{name:14} {device:5} {n:>11,}  {what:14} workbench {w * 1e6:10.2f} us  bare {b * 1e6:10.2f} us"
+                     f"  ratio {ratio:6.3f} (per round: median {pm:.3f}, IQR {q1:.2f}-{q3:.2f})  {flag:3}  "
+                     f"bare = {how}{note}")
     return lines
 
 
@@ -270,7 +282,14 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--budget", type=float, default=0.1, help="seconds per side per round")
     ap.add_argument("--only", help="comma-separated peer names (default: all)")
+    ap.add_argument("--numpy-row-stack-shim", action="store_true",
+                    help="np.row_stack = np.vstack before numba.cuda compiles: numba-cuda 0.30.4 (the last release) "
+                         "registers np.row_stack, which NumPy 2.5 removed (NVIDIA/numba-cuda#907)")
     a = ap.parse_args()
+    if a.numpy_row_stack_shim and not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+        print("numpy-row-stack-shim: np.row_stack = np.vstack (for numba-cuda 0.30.4 under NumPy "
+              f"{np.__version__}, NVIDIA/numba-cuda#907)")
     import os
     import platform
     print(f"peer_overhead: sum of squares, {DTYPE}; {a.rounds} interleaved rounds of {a.budget}s per side; "
