@@ -5,7 +5,8 @@ interleaved rounds, on the same compiled function and the same device-resident i
   point runs them (and, on GPUs, ``device_times`` with the peer's own CUDA-event timer);
 - bare, the way the library's maintainers time it:
   JAX — a ``f(x).block_until_ready()`` loop (JAX's benchmarking FAQ);
-  torch.compile — ``torch.utils.benchmark.Timer.blocked_autorange`` (PyTorch's benchmark utility), and on GPUs a
+  torch.compile — ``torch.utils.benchmark.Timer`` (PyTorch's benchmark utility) one call per ``timeit(number=1)``,
+  and ``blocked_autorange`` (a median of block means, a different statistic: printed, marked "n/a"); on GPUs a
   call + ``torch.cuda.synchronize()`` loop and ``triton.testing.do_bench`` for the device span (what Inductor's own
   benchmarks use).  On a GPU, blocked_autorange synchronises once per block of calls, so its per-call figure is a
   pipelined throughput, a different quantity from a synchronised call: printed, marked "n/a";
@@ -103,8 +104,18 @@ def bare_torch_compile(n, x_host, device):
         # the Timer defaults to one thread; the workbench leaves PyTorch's pool as it is, so the bare side does too
         return tb.Timer("f(x)", globals={"f": f, "x": x},
                         num_threads=torch.get_num_threads()).blocked_autorange(min_run_time=b).median
+    def single_calls(b):
+        # PyTorch's Timer one call at a time: the statistic the workbench reports (a median of single calls)
+        t = tb.Timer("f(x)", globals={"f": f, "x": x}, num_threads=torch.get_num_threads())
+        t.timeit(number=1)
+        out, end = [], time.perf_counter() + b
+        while len(out) < 10 or time.perf_counter() < end:
+            out.append(t.timeit(number=1).median)
+        return statistics.median(out)
     if device != "cuda":
-        return {"host": ("torch.utils.benchmark.Timer.blocked_autorange", autorange)}
+        return {"host": ("torch.utils.benchmark.Timer.timeit(number=1), median", single_calls),
+                "host-blocks": ("torch.utils.benchmark.Timer.blocked_autorange", autorange,
+                                "the median of block means (blocks of many calls), not of single calls")}
     import triton.testing
     return {"host": ("call + torch.cuda.synchronize() loop",
                      lambda b: loop_median(lambda: (f(x), torch.cuda.synchronize()), b)),

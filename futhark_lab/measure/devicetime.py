@@ -1,5 +1,6 @@
-"""Kernel time apart from launch and synchronisation latency: CUDA events around a call, and k back-to-back
-launches with one synchronisation.
+"""Kernel time apart from launch and synchronisation latency: CUDA events around a call, in the library's own
+stream, behind a lead kernel (``runtime.cudadrv.LeadKernel``, nvbench's blocking kernel) so that the host's launch
+latency is not inside the span; and k back-to-back launches with one synchronisation.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..runtime.cudadrv import LeadKernel
 from .stats import Stats
 
 # --------------------------------------------------------------------------- device-side time and batches
@@ -21,11 +23,14 @@ class TorchEventTimer:
         self._torch = torch
         self.start = torch.cuda.Event(enable_timing=True)
         self.end = torch.cuda.Event(enable_timing=True)
+        self.lead = LeadKernel()
 
     def time(self, fn: Callable[[], Any]) -> float:
+        t0 = self.lead.before(self._torch.cuda.current_stream().cuda_stream)
         self.start.record()
         fn()
         self.end.record()
+        self.lead.after(t0)
         self.end.synchronize()
         return self.start.elapsed_time(self.end) / 1e3
 
@@ -38,11 +43,14 @@ class CupyEventTimer:
         import cupy
         self._cupy = cupy
         self.start, self.end = cupy.cuda.Event(), cupy.cuda.Event()
+        self.lead = LeadKernel()
 
     def time(self, fn: Callable[[], Any]) -> float:
+        t0 = self.lead.before(self._cupy.cuda.get_current_stream().ptr)
         self.start.record()
         fn()
         self.end.record()
+        self.lead.after(t0)
         self.end.synchronize()
         return self._cupy.cuda.get_elapsed_time(self.start, self.end) / 1e3
 
@@ -58,11 +66,14 @@ class NumbaEventTimer:
             self.start, self.end = cuda.event(timing=True), cuda.event(timing=True)
         except TypeError:        # Numba's CUDA simulator: events take no arguments
             self.start, self.end = cuda.event(), cuda.event()
+        self.lead = LeadKernel()
 
     def time(self, fn: Callable[[], Any]) -> float:
+        t0 = self.lead.before()          # Numba's events and launches use the default stream
         self.start.record()
         fn()
         self.end.record()
+        self.lead.after(t0)
         self.end.synchronize()
         return self._cuda.event_elapsed_time(self.start, self.end) / 1e3
 
@@ -73,11 +84,14 @@ class PycudaEventTimer:
     def __init__(self):
         import pycuda.driver as drv
         self.start, self.end = drv.Event(), drv.Event()
+        self.lead = LeadKernel()
 
     def time(self, fn: Callable[[], Any]) -> float:
+        t0 = self.lead.before()          # PyCUDA's events and launches use the default stream
         self.start.record()
         fn()
         self.end.record()
+        self.lead.after(t0)
         self.end.synchronize()
         return self.start.time_till(self.end) / 1e3
 

@@ -5,6 +5,8 @@ inside *another runtime's* context — futhark's — without a context switch.
   PyTorch's context would make each cold Futhark sample also pay a GPU context switch).
 - ``EventTimer``: CUDA events recorded on the legacy default stream of a context, around a call; futhark's stream is
   a blocking stream, so the events order with its work and their difference is the device-side span of the call.
+- ``spin``: a one-thread kernel that busies a stream for a given time, ahead of a measurement's start event (see
+  ``measure.leadkernel``).
 - ``pinned_empty``: page-locked host memory that every context treats as pinned (CU_MEMHOSTALLOC_PORTABLE), for
   host→device copies as a careful user stages them.
 
@@ -49,6 +51,10 @@ def _lib() -> Any:
     lib.cuCtxPushCurrent_v2.argtypes = [ctypes.c_void_p]
     lib.cuMemHostAlloc.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.c_uint]
     lib.cuMemFreeHost.argtypes = [ctypes.c_void_p]
+    lib.cuModuleLoadData.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p]
+    lib.cuModuleGetFunction.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_char_p]
+    lib.cuLaunchKernel.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 6 + [ctypes.c_uint, ctypes.c_void_p,
+                                                                            ctypes.c_void_p, ctypes.c_void_p]
     return lib
 
 
@@ -204,11 +210,13 @@ def _free_device(ctx: int, ptr: int) -> None:
 class EventTimer:
     """Device-side span of a call: events recorded on context ``ctx``'s legacy default stream before and after.
 
-    The span includes gaps in which the GPU waits for the host to launch the next kernel of the call, but not the
-    host's synchronisation latency after it."""
+    A ``LeadKernel`` keeps the stream busy while the host launches, so the span holds no launch latency and no
+    synchronisation latency, only the device's work (and gaps between a call's kernels where the host is slower
+    than the device)."""
 
     def __init__(self, ctx: int):
         self.ctx = int(ctx)
+        self.lead = LeadKernel()
         lib = _lib()
         self.start, self.end = ctypes.c_void_p(), ctypes.c_void_p()
         with _Current(self.ctx):
@@ -216,13 +224,16 @@ class EventTimer:
             _check(lib.cuEventCreate(ctypes.byref(self.end), CU_EVENT_DEFAULT), "cuEventCreate")
 
     def time(self, fn) -> float:
-        """Seconds between the events around ``fn()`` (fn may synchronise itself; the events are already placed)."""
+        """Seconds between the events around ``fn()`` (fn may synchronise itself; the events are already placed),
+        a ``LeadKernel`` ahead of the start event."""
         lib = _lib()
         with _Current(self.ctx):
+            t0 = self.lead.before()
             _check(lib.cuEventRecord(self.start, None), "cuEventRecord")
         fn()
         with _Current(self.ctx):
             _check(lib.cuEventRecord(self.end, None), "cuEventRecord")
+            self.lead.after(t0)
             _check(lib.cuEventSynchronize(self.end), "cuEventSynchronize")
             ms = ctypes.c_float()
             _check(lib.cuEventElapsedTime(ctypes.byref(ms), self.start, self.end), "cuEventElapsedTime")
@@ -233,6 +244,91 @@ class EventTimer:
         with _Current(self.ctx):
             lib.cuEventDestroy_v2(self.start)
             lib.cuEventDestroy_v2(self.end)
+
+
+# A kernel of one thread that returns once %globaltimer (nanoseconds) has advanced by its argument.  PTX, so the driver
+# compiles it for whatever GPU this is; no toolkit needed.
+_SPIN_PTX = b"""
+.version 6.0
+.target sm_50
+.address_size 64
+.visible .entry futhark_lab_spin(.param .u64 ns)
+{
+  .reg .pred %p;
+  .reg .b64 %d, %t0, %t1, %e;
+  ld.param.u64 %d, [ns];
+  mov.u64 %t0, %globaltimer;
+WAIT:
+  mov.u64 %t1, %globaltimer;
+  sub.u64 %e, %t1, %t0;
+  setp.lt.u64 %p, %e, %d;
+  @%p bra WAIT;
+  ret;
+}
+"""
+_SPIN: dict[int, ctypes.c_void_p] = {}
+
+
+def spin(seconds: float, stream: int = 0) -> None:
+    """Enqueue on ``stream`` (default: the current context's legacy default stream) a kernel that keeps it busy for
+    ``seconds``; returns at once.  In the context current on this thread (the spin kernel is loaded once per
+    context)."""
+    lib = _lib()
+    ctx = current_context()
+    if ctx is None:
+        raise CudaUnavailable("spin: no CUDA context is current on this thread")
+    fn = _SPIN.get(ctx)
+    if fn is None:
+        mod, fn = ctypes.c_void_p(), ctypes.c_void_p()
+        _check(lib.cuModuleLoadData(ctypes.byref(mod), _SPIN_PTX), "cuModuleLoadData(spin kernel)")
+        _check(lib.cuModuleGetFunction(ctypes.byref(fn), mod, b"futhark_lab_spin"), "cuModuleGetFunction")
+        _SPIN[ctx] = fn
+    ns = ctypes.c_uint64(max(0, int(seconds * 1e9)))
+    args = (ctypes.c_void_p * 1)(ctypes.cast(ctypes.pointer(ns), ctypes.c_void_p))
+    _check(lib.cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, ctypes.c_void_p(stream or None), args, None),
+           "cuLaunchKernel(spin kernel)")
+
+
+class LeadKernel:
+    """A spin kernel ahead of a measurement's start event, so that a device span times the work and not the host's
+    launch latency (nvbench's blocking kernel).
+
+    Events around a call on an idle GPU: the start event completes at once, then the GPU idles while the host
+    launches (Python dispatch, guards, argument packing: 5-50 us), and that wait is inside the span.  With a kernel
+    ahead, the start event, the call's work and the end event queue up behind it and run back to back.  nvbench's
+    kernel waits on a host flag; this one spins for a time (twice the host's enqueue time seen last, 20 us to
+    2 ms), so a call that synchronises inside waits it out instead of deadlocking; such a call (its host time
+    covers the whole lead at the longest lead) gets no lead from then on, ``off`` saying why.
+    """
+
+    MIN_S, MAX_S = 20e-6, 2e-3
+
+    def __init__(self):
+        self.seconds = 0.0           # no lead on the first (discarded) call: its host time sets the first lead
+        self.off = ""
+
+    def before(self, stream: int = 0) -> float:
+        import time
+        if not self.off and self.seconds > 0:
+            try:
+                spin(self.seconds, stream)
+            except CudaUnavailable as exc:
+                self.off = f"no lead kernel: {exc}"
+        return time.perf_counter()
+
+    def after(self, t0: float) -> None:
+        """After the end event is enqueued: the host's enqueue time sets the next lead."""
+        import time
+        host = time.perf_counter() - t0
+        if self.off:
+            return
+        if self.seconds > 0 and host >= 0.9 * self.seconds:   # the host waited out the lead: too short, or the call
+            if self.seconds >= self.MAX_S:                     # synchronises inside (then no lead can help)
+                self.off = "the call waits for the device inside it, so a lead kernel cannot hide its launches"
+                return
+            self.seconds = min(2 * self.seconds, self.MAX_S)
+            return
+        self.seconds = min(max(2 * host, self.MIN_S), self.MAX_S)
 
 
 @functools.lru_cache(maxsize=None)
