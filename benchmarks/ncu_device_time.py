@@ -79,7 +79,8 @@ def kernels_per_call(log: str, calls: int) -> tuple[float, int, list[str]]:
     rows = [r for r in rows if r.get("Metric Name") == "gpu__time_duration.sum"]
     last = max(i for i, r in enumerate(rows) if MARKER in r["Kernel Name"])
     after = rows[last + 1:]
-    scale = {"nsecond": 1e-9, "usecond": 1e-6, "msecond": 1e-3, "second": 1.0}
+    scale = {"nsecond": 1e-9, "ns": 1e-9, "usecond": 1e-6, "us": 1e-6, "msecond": 1e-3, "ms": 1e-3, "second": 1.0,
+             "s": 1.0}
     total = sum(float(r["Metric Value"].replace(",", "")) * scale[r["Metric Unit"]] for r in after)
     names = sorted({r["Kernel Name"][:60] for r in after})
     return total / calls, len(after) // calls, names
