@@ -112,8 +112,7 @@ def main() -> int:
             print(f"{name:14} has no device timer")
             continue
         span = device_times(p.launch or p.call, p.device_timer, max_time_s=2.0).median   # as sweep.point does
-        lk = getattr(p.device_timer, "lead", None)
-        lead = (lk.off or lk.waits or "on") if lk is not None else "none"
+        lead = getattr(getattr(p.device_timer, "lead", None), "off", "") or "on"
         cmd = [a.ncu, "--csv", "--metrics", "gpu__time_duration.sum", "--cache-control", "none", "--clock-control",
                "none", "--target-processes", "all", sys.executable, __file__, "--child", name, "--size", str(n),
                "--calls", str(a.calls)]

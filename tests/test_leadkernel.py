@@ -1,7 +1,7 @@
 """The lead kernel ahead of a device span's start event (runtime.cudadrv.LeadKernel, nvbench's blocking kernel).
 
 On a GPU: a call whose host side is slow (a 300 us sleep before its kernel) has a span of the kernel alone with the
-lead, and of the sleep without it; a call that synchronises inside keeps the longest lead without hanging.  Everywhere: the
+lead, and of the sleep without it; a call that synchronises inside loses the lead without hanging.  Everywhere: the
 lead's length follows the host's enqueue time, and with no driver the timer measures on without a lead."""
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ def test_the_lead_follows_the_host_enqueue_time(monkeypatch):
     assert spun == [] and lead.seconds == pytest.approx(200e-6, rel=0.05)
     lead.after(lead.before() - 1e-6)        # a quick enqueue: the floor
     assert lead.seconds == LeadKernel.MIN_S and spun[-1] == pytest.approx(200e-6, rel=0.05)
-    for _ in range(12):                     # the host waits out every lead: doubled up to the cap, then kept
+    for _ in range(12):                     # the host waits out every lead: doubled up to the cap, then off
         lead.after(lead.before() - 2 * lead.seconds)
-    assert lead.waits.startswith("the call waits for the device") and not lead.off
-    lead.after(lead.before())               # a quick call later does not shorten it: the call still waits inside
-    assert lead.seconds == LeadKernel.MAX_S and spun[-1] == LeadKernel.MAX_S
+    assert lead.off.startswith("the call waits for the device")
+    n = len(spun)
+    lead.after(lead.before())
+    assert len(spun) == n                   # off: no more leads
 
 
 def test_without_a_driver_the_lead_is_off_with_the_reason(monkeypatch):
@@ -67,7 +68,7 @@ def test_a_slow_host_launch_is_outside_the_span_with_the_lead():
 
 
 @pytest.mark.gpu
-def test_a_call_that_synchronises_inside_keeps_the_longest_lead_and_does_not_hang():
+def test_a_call_that_synchronises_inside_loses_the_lead_and_does_not_hang():
     torch = _cuda_torch()
     from futhark_lab.measure.devicetime import TorchEventTimer, device_times
     x = torch.ones(1 << 20, device="cuda")
@@ -79,5 +80,5 @@ def test_a_call_that_synchronises_inside_keeps_the_longest_lead_and_does_not_han
     t = time.perf_counter()
     st = device_times(syncing, timer, min_samples=30, max_samples=30)
     assert time.perf_counter() - t < 5
-    assert timer.lead.waits.startswith("the call waits for the device") and not timer.lead.off
+    assert timer.lead.off.startswith("the call waits for the device")
     assert 0 < st.median < 1e-3

@@ -297,9 +297,8 @@ class LeadKernel:
     launches (Python dispatch, guards, argument packing: 5-50 us), and that wait is inside the span.  With a kernel
     ahead, the start event, the call's work and the end event queue up behind it and run back to back.  nvbench's
     kernel waits on a host flag; this one spins for a time (twice the host's enqueue time seen last, 20 us to
-    2 ms), so a call that synchronises inside (a futhark entry reading a scalar result back) waits it out instead
-    of deadlocking; such a call (its host time covers the whole lead at the longest lead) keeps the longest lead,
-    which its launches fit in, and ``waits`` says so.  ``off`` says why there is no lead (no driver).
+    2 ms), so a call that synchronises inside waits it out instead of deadlocking; such a call (its host time
+    covers the whole lead at the longest lead) gets no lead from then on, ``off`` saying why.
     """
 
     MIN_S, MAX_S = 20e-6, 2e-3
@@ -307,7 +306,6 @@ class LeadKernel:
     def __init__(self):
         self.seconds = 0.0           # no lead on the first (discarded) call: its host time sets the first lead
         self.off = ""
-        self.waits = ""
 
     def before(self, stream: int = 0) -> float:
         import time
@@ -322,11 +320,11 @@ class LeadKernel:
         """After the end event is enqueued: the host's enqueue time sets the next lead."""
         import time
         host = time.perf_counter() - t0
-        if self.off or self.waits:
+        if self.off:
             return
         if self.seconds > 0 and host >= 0.9 * self.seconds:   # the host waited out the lead: too short, or the call
-            if self.seconds >= self.MAX_S:                     # synchronises inside
-                self.waits = "the call waits for the device inside it: the longest lead is kept ahead of it"
+            if self.seconds >= self.MAX_S:                     # synchronises inside (then no lead can help)
+                self.off = "the call waits for the device inside it, so a lead kernel cannot hide its launches"
                 return
             self.seconds = min(2 * self.seconds, self.MAX_S)
             return

@@ -240,9 +240,7 @@ def _device_figures(p: Prepared, samples: list[float], policy: Policy) -> dict:
     st = device_times(p.launch or p.call, p.device_timer, max_time_s=min(1.0, policy.max_time_s / 3))
     lead = getattr(p.device_timer, "lead", None)
     how = "CUDA events around the call on the implementation's own context/stream"
-    if lead is not None:
-        how += f", no lead kernel ({lead.off})" if lead.off else ", behind a lead kernel" + (
-            f" ({lead.waits})" if lead.waits else "")
+    how += f", behind a lead kernel ({lead.off})" if lead is not None and lead.off else ", behind a lead kernel"
     out = {"device_time_s_median": st.median, "device_time_s_iqr": st.iqr, "device_time_n": st.n,
            "device_time_how": how}
     if p.launch is not None and p.sync is not None:
