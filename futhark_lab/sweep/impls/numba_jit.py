@@ -62,9 +62,15 @@ def _compiles(cuda: Any) -> None:
             cuda.synchronize()
             _PROBE.append(None)
         except Exception as exc:  # noqa: BLE001 - whatever breaks, the peer is not usable here
+            import importlib.metadata
+
             import numpy as np
+            try:
+                version = importlib.metadata.version("numba-cuda")
+            except importlib.metadata.PackageNotFoundError:   # numba's built-in CUDA target (numba < 0.61)
+                version = "built into numba"
             _PROBE.append(f"numba.cuda cannot compile a kernel here ({type(exc).__name__}: {exc}; numba-cuda "
-                          f"{getattr(cuda, '__version__', '?')}, NumPy {np.__version__})")
+                          f"{version}, NumPy {np.__version__})")
     if _PROBE[0] is not None:
         hint = "pip install -U numba-cuda  (a release that supports this NumPy)"
         if "row_stack" in _PROBE[0]:   # NVIDIA/numba-cuda#907: 0.30.4 is the last release, in maintenance mode
