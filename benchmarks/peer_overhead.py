@@ -5,8 +5,10 @@ interleaved rounds, on the same compiled function and the same device-resident i
   point runs them (and, on GPUs, ``device_times`` with the peer's own CUDA-event timer);
 - bare, the way the library's maintainers time it:
   JAX — a ``f(x).block_until_ready()`` loop (JAX's benchmarking FAQ);
-  torch.compile — ``torch.utils.benchmark.Timer`` (PyTorch's benchmark utility) one call per ``timeit(number=1)``,
-  and ``blocked_autorange`` (a median of block means, a different statistic: printed, marked "n/a"); on GPUs a
+  torch.compile — ``torch.utils.benchmark.Timer.blocked_autorange`` (PyTorch's benchmark utility; on the CPU with
+  ``timeit.default_timer``, as its docs say, since its default clock synchronises CUDA wherever a GPU is present),
+  beside ``Timer.timeit(number=1)`` per sample (printed, marked "n/a": it resets the thread count around every
+  call); on GPUs a
   call + ``torch.cuda.synchronize()`` loop and ``triton.testing.do_bench`` for the device span (what Inductor's own
   benchmarks use).  On a GPU, blocked_autorange synchronises once per block of calls, so its per-call figure is a
   pipelined throughput, a different quantity from a synchronised call: printed, marked "n/a";
@@ -116,9 +118,9 @@ def bare_torch_compile(n, x_host, device):
             out.append(t.timeit(number=1).median)
         return statistics.median(out)
     if device != "cuda":
-        return {"host": ("torch.utils.benchmark.Timer.timeit(number=1), median", single_calls),
-                "host-blocks": ("torch.utils.benchmark.Timer.blocked_autorange", autorange,
-                                "the median of block means (blocks of many calls), not of single calls")}
+        return {"host": ("torch.utils.benchmark.Timer.blocked_autorange", autorange),
+                "host-single": ("torch.utils.benchmark.Timer.timeit(number=1), median", single_calls,
+                                "Timer.timeit runs two warm-up calls and sets the thread count around every sample")}
     import triton.testing
     return {"host": ("call + torch.cuda.synchronize() loop",
                      lambda b: loop_median(lambda: (f(x), torch.cuda.synchronize()), b)),
