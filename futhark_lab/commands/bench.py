@@ -56,8 +56,8 @@ def main(a) -> int:
     from ..measure.store import results_dir
     path = rep.report(df, a.report or Path(a.results or results_dir()) / df.attrs["run_id"] / "report.html")
     print(f"report: {path}\nrun: {df.attrs.get('run_id')}")
-    bad = ("correct" in df and (df["correct"] == False).any()) or ("error" in df and df["error"].notna().any())  # noqa: E712
-    return 1 if bad else 0
+    from .common import failed
+    return 1 if failed(df) else 0
 
 
 def add(sub) -> None:

@@ -268,3 +268,9 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
                         "readable on its workers")
     p.add_argument("--exclusive", choices=("host", "device"), default="host",
                    help="on a cluster: one timing per host at a time (default), or one per device")
+
+
+def failed(df) -> bool:
+    """Whether a run's rows hold a wrong answer or an error: such a run exits 1 (bench, tune)."""
+    return bool(("correct" in df and (df["correct"] == False).any())  # noqa: E712
+                or ("error" in df and df["error"].notna().any()))

@@ -46,9 +46,8 @@ def main(a) -> int:
                       title=f"{Path(a.program).name}: default against tuned ({a.backend})",
                       tuning_comparison=r.table)
     print(f"report: {path}\ntable: {run_dir / 'tuning_table.csv'}\nrun: {r.df.attrs.get('run_id')}")
-    bad = ("correct" in r.df and (r.df["correct"] == False).any()) or \
-        ("error" in r.df and r.df["error"].notna().any())  # noqa: E712
-    return 1 if bad else 0
+    from .common import failed
+    return 1 if failed(r.df) else 0
 
 
 def add(sub) -> None:
