@@ -14,20 +14,35 @@ from futhark_lab.runtime import cudadrv
 from futhark_lab.runtime.cudadrv import LeadKernel
 
 
+class _Clock:
+    """The host clock, advanced by the test: the lead's rule without the machine's timing noise."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_the_lead_follows_the_host_enqueue_time(monkeypatch):
     spun: list[float] = []
     monkeypatch.setattr(cudadrv, "spin", lambda s, stream=0: spun.append(s))
-    lead = LeadKernel()
-    t0 = lead.before()                      # first call: no lead, its host time sets the first one
-    lead.after(t0 - 100e-6)                 # as if enqueueing took 100 us
-    assert spun == [] and lead.seconds == pytest.approx(200e-6, rel=0.05)
-    lead.after(lead.before() - 1e-6)        # a quick enqueue: the floor
-    assert lead.seconds == LeadKernel.MIN_S and spun[-1] == pytest.approx(200e-6, rel=0.05)
+    clock = _Clock()
+    lead = LeadKernel(clock)
+
+    def call(enqueue_s: float) -> None:
+        t0 = lead.before()
+        clock.now += enqueue_s
+        lead.after(t0)
+    call(100e-6)                            # first call: no lead, its host time (100 us) sets the first one
+    assert spun == [] and lead.seconds == pytest.approx(200e-6)
+    call(1e-6)                              # a quick enqueue: the floor
+    assert lead.seconds == LeadKernel.MIN_S and spun[-1] == pytest.approx(200e-6)
     for _ in range(12):                     # the host waits out every lead: doubled up to the cap, then off
-        lead.after(lead.before() - 2 * lead.seconds)
+        call(2 * lead.seconds)
     assert lead.off.startswith("the call waits for the device")
     n = len(spun)
-    lead.after(lead.before())
+    call(1e-6)
     assert len(spun) == n                   # off: no more leads
 
 
@@ -35,9 +50,12 @@ def test_without_a_driver_the_lead_is_off_with_the_reason(monkeypatch):
     def no_driver(s, stream=0):
         raise cudadrv.CudaUnavailable("libcuda.so.1 cannot be loaded")
     monkeypatch.setattr(cudadrv, "spin", no_driver)
-    lead = LeadKernel()
-    lead.after(lead.before() - 50e-6)
-    lead.after(lead.before())
+    clock = _Clock()
+    lead = LeadKernel(clock)
+    for _ in range(2):
+        t0 = lead.before()
+        clock.now += 50e-6
+        lead.after(t0)
     assert "libcuda.so.1" in lead.off
 
 

@@ -306,23 +306,23 @@ class LeadKernel:
 
     MIN_S, MAX_S = 20e-6, 2e-3
 
-    def __init__(self):
+    def __init__(self, clock: Any = None):
+        import time
         self.seconds = 0.0           # no lead on the first (discarded) call: its host time sets the first lead
         self.off = ""
+        self._clock = clock or time.perf_counter
 
     def before(self, stream: int = 0) -> float:
-        import time
         if not self.off and self.seconds > 0:
             try:
                 spin(self.seconds, stream)
             except CudaUnavailable as exc:
                 self.off = f"no lead kernel: {exc}"
-        return time.perf_counter()
+        return self._clock()
 
     def after(self, t0: float) -> None:
         """After the end event is enqueued: the host's enqueue time sets the next lead."""
-        import time
-        host = time.perf_counter() - t0
+        host = self._clock() - t0
         if self.off:
             return
         if self.seconds > 0 and host >= 0.9 * self.seconds:   # the host waited out the lead: too short, or the call
