@@ -303,6 +303,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--budget", type=float, default=0.1, help="seconds per side per round")
     ap.add_argument("--only", help="comma-separated peer names (default: all)")
+    ap.add_argument("--no-cpu", action="store_true", help="with --gpu: the GPU peers only")
     ap.add_argument("--numpy-row-stack-shim", action="store_true",
                     help="np.row_stack = np.vstack before numba.cuda compiles: numba-cuda 0.30.4 (the last release) "
                          "registers np.row_stack, which NumPy 2.5 removed (NVIDIA/numba-cuda#907)")
@@ -316,7 +317,8 @@ def main() -> int:
     print(f"peer_overhead: sum of squares, {DTYPE}; {a.rounds} interleaved rounds of {a.budget}s per side; "
           f"{platform.node()} ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f} at start); ratio = workbench / bare, target within 5%")
-    todo = [("cpu", int(a.size))] + ([("cuda", int(a.size)), ("cuda", int(a.gpu_size))] if a.gpu else [])
+    todo = ([] if a.no_cpu and a.gpu else [("cpu", int(a.size))]) + \
+        ([("cuda", int(a.size)), ("cuda", int(a.gpu_size))] if a.gpu else [])
     for device, n in todo:
         for name, make, bare_fn in PEERS[device]:
             if a.only and name not in a.only.split(","):
