@@ -5,8 +5,8 @@ inside *another runtime's* context — futhark's — without a context switch.
   PyTorch's context would make each cold Futhark sample also pay a GPU context switch).
 - ``EventTimer``: CUDA events recorded on the legacy default stream of a context, around a call; futhark's stream is
   a blocking stream, so the events order with its work and their difference is the device-side span of the call.
-- ``spin``: a one-thread kernel that busies a stream for a given time, ahead of a measurement's start event (see
-  ``measure.leadkernel``).
+- ``spin`` and ``LeadKernel``: a one-thread kernel that busies a stream for a given time, ahead of a measurement's
+  start event, so the host's launch latency stays out of a device span.
 - ``pinned_empty``: page-locked host memory that every context treats as pinned (CU_MEMHOSTALLOC_PORTABLE), for
   host→device copies as a careful user stages them.
 
@@ -210,9 +210,9 @@ def _free_device(ctx: int, ptr: int) -> None:
 class EventTimer:
     """Device-side span of a call: events recorded on context ``ctx``'s legacy default stream before and after.
 
-    A ``LeadKernel`` keeps the stream busy while the host launches, so the span holds no launch latency and no
-    synchronisation latency, only the device's work (and gaps between a call's kernels where the host is slower
-    than the device)."""
+    A ``LeadKernel`` keeps the stream busy while the host launches, so the span holds the device's work (and gaps
+    between a call's kernels where the host is slower than the device) but no launch latency; a call that waits
+    for the device inside gets no lead (see ``LeadKernel``), and its span holds that call's own latencies."""
 
     def __init__(self, ctx: int):
         self.ctx = int(ctx)
