@@ -100,3 +100,30 @@ def test_a_call_that_synchronises_inside_loses_the_lead_and_does_not_hang():
     assert time.perf_counter() - t < 5
     assert timer.lead.off.startswith("the call waits for the device")
     assert 0 < st.median < 1e-3
+
+
+@pytest.mark.gpu
+def test_a_call_that_raises_while_the_lead_spins_leaves_the_timer_usable():
+    """The exception reaches the caller (the sweep stores it as ``device_time_error``); the lead ends by itself, the
+    GPU is not left waiting, and the same timer measures the next call."""
+    torch = _cuda_torch()
+    from futhark_lab.measure.devicetime import TorchEventTimer, device_times
+    x = torch.ones(1 << 16, device="cuda")
+    calls = [0]
+
+    def fails_on_the_fifth_call():
+        calls[0] += 1
+        time.sleep(100e-6)                  # a slow host launch, so the lead is long and still spinning
+        if calls[0] == 5:
+            raise RuntimeError("the user's launcher failed")
+        x.add_(1.0)
+    timer = TorchEventTimer()
+    with pytest.raises(RuntimeError, match="launcher failed"):
+        device_times(fails_on_the_fifth_call, timer, min_samples=10, max_samples=10)
+    assert timer.lead.seconds > 0 and not timer.lead.off   # the lead was on when the call raised
+    t = time.perf_counter()
+    torch.cuda.synchronize()
+    assert time.perf_counter() - t < 0.1    # the spin (at most 2 ms) has ended by itself
+    st = device_times(lambda: x.add_(1.0), timer, min_samples=20, max_samples=20)
+    assert not timer.lead.off and 0 < st.median < 60e-6, (timer.lead.off, st.median)
+    assert torch.equal(x, torch.full_like(x, 1.0 + 4 + 21))   # 4 adds before the failure, 1 + 20 after
