@@ -112,6 +112,22 @@ def test_extension_built_later_for_a_build_without_one(tmp_path):
     assert second.stdout.split() == ["api", "2"], second.stderr
 
 
+def test_building_runs_no_python_in_a_forked_child(tmp_path):
+    """A build forks no child that runs Python before exec (a ``preexec_fn``): in a process with threads (a Jupyter
+    kernel with JAX or PyTorch loaded) such a child can deadlock, and JAX warns of it on every fork.  Python runs
+    the ``os.register_at_fork`` hooks exactly for those forks, so counting them catches one."""
+    code = ("import os, numpy as np, futhark_lab as fl\n"
+            "forks = []\n"
+            "os.register_at_fork(before=lambda: forks.append(1))\n"
+            f"m = fl.compile({SRC!r}, backend='c')\n"
+            "import futhark_lab.builder.fastcall; futhark_lab.builder.fastcall.wait()\n"
+            f"m = fl.compile({SRC!r}, backend='c')\n"
+            "print(m.library.mode, m.get_i64(np.arange(4), 2), len(forks))\n")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "FUTHARK_LAB_CACHE": str(tmp_path)},
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.stdout.split() == ["api", "2", "0"], (out.stdout, out.stderr)
+
+
 SLOW_K = 3000   # ~0.1-1 s of work over 10^5 elements: long enough to act while the call runs
 
 

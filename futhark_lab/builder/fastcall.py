@@ -93,11 +93,10 @@ def spare_cores() -> bool:
         return (os.cpu_count() or 1) >= 4
 
 
-def _lower_priority() -> None:
-    try:
-        os.nice(10)
-    except OSError:
-        pass
+def _niced(cmd: list[str]) -> list[str]:
+    """``cmd`` at a lower priority (nice -n 10) where nice(1) exists, else as it is."""
+    nice = shutil.which("nice")
+    return [nice, "-n", "10", *cmd] if nice else cmd
 
 
 @dataclasses.dataclass(eq=False)
@@ -159,9 +158,10 @@ def start(directory: Path, module_name: str, raw_offset: bool, include_flags: li
                str(source)]
         log.append("$ " + " ".join(cmd) + "   # cffi API-mode extension, in parallel with the library")
         # niced: where cores are scarce the library's own compilation comes first (compile latency), and the
-        # extension finishes afterwards in the background (see ``complete``)
-        proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=_lower_priority)
+        # extension finishes afterwards in the background (see ``complete``).  Through nice(1), not a preexec_fn:
+        # that runs Python in the forked child, which can deadlock a process with threads (a Jupyter kernel with
+        # JAX or PyTorch loaded; JAX warns of it on every such fork)
+        proc = subprocess.Popen(_niced(cmd), cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
