@@ -25,15 +25,17 @@ class AliasGroup:
     """Values that may share memory.  ``live``: how many usable values are in the group (at the root);
     ``shared``: why the memory is also another library's (None if it is not); ``keep``: that library's objects
     (a NumPy array, a DLPack capsule) whose memory members may use, kept alive as long as any member refers to the
-    group (every member's group leads to the root)."""
+    group (every member's group leads to the root); ``read_only``: some of that memory is read-only for its owner
+    (a read-only NumPy array, a DLPack capsule flagged read-only), so no member is exported as writable."""
 
-    __slots__ = ("live", "parent", "shared", "keep")
+    __slots__ = ("live", "parent", "shared", "keep", "read_only")
 
     def __init__(self, live: int = 1, shared: str | None = None):
         self.live = live
         self.parent: AliasGroup | None = None
         self.shared = shared
         self.keep: list | None = None
+        self.read_only = False
 
     def root(self) -> "AliasGroup":
         g = self
@@ -71,12 +73,14 @@ def join(groups: list[AliasGroup]) -> AliasGroup:
             top.shared = r.shared
         if r.keep:
             top.keep = (top.keep or []) + r.keep
+        top.read_only = top.read_only or r.read_only
     return top
 
 
-def alias_outputs(outputs: list[Any], sources: list[Any], shared: str | None = None) -> None:
+def alias_outputs(outputs: list[Any], sources: list[Any], shared: str | None = None, read_only: bool = False) -> None:
     """Put ``outputs`` (values of one call) into one group with ``sources`` (its live nonconsuming inputs); with
-    ``shared``, that group also shares memory with another library."""
+    ``shared``, that group also shares memory with another library (``read_only``: memory its owner may not
+    write)."""
     if not outputs:
         return
     if not sources and shared is None and len(outputs) == 1:
@@ -88,16 +92,25 @@ def alias_outputs(outputs: list[Any], sources: list[Any], shared: str | None = N
         g.live += 1
     if shared is not None and g.shared is None:
         g.shared = shared
+    g.read_only = g.read_only or read_only
 
 
-def mark_shared(v: Any, why: str, keep: Any = None) -> None:
+def mark_shared(v: Any, why: str, keep: Any = None, read_only: bool = False) -> None:
     """``v``'s memory is now also another library's (exported or wrapped): never consume it in place.  ``keep``:
-    the object owning that memory, kept alive while any value that may alias ``v`` lives (results, fields)."""
+    the object owning that memory, kept alive while any value that may alias ``v`` lives (results, fields);
+    ``read_only``: its owner lets no one write it."""
     g = group_of(v)
     if g.shared is None:
         g.shared = why
     if keep is not None:
         g.keep = (g.keep or []) + [keep]
+    g.read_only = g.read_only or read_only
+
+
+def is_read_only(v: Any) -> bool:
+    """Whether ``v`` may alias memory its owner lets no one write (an export must say so)."""
+    g = v._alias
+    return g is not None and g.root().read_only
 
 
 def leave(v: Any) -> None:

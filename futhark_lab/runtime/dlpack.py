@@ -251,8 +251,37 @@ class Imported:
 
 
 def device_of(obj: Any) -> tuple[int, int]:
+    """``obj.__dlpack_device__()`` as (device type, device id), or TypeError saying what came instead."""
     dev = obj.__dlpack_device__()
-    return int(dev[0]), int(dev[1])
+    try:
+        device = int(dev[0]), int(dev[1])
+    except (TypeError, ValueError, IndexError, KeyError):
+        raise TypeError(f"{kind(obj)}.__dlpack_device__() returned {dev!r}, not a (device type, device id) pair of "
+                        "integers") from None
+    if len(dev) != 2:
+        raise TypeError(f"{kind(obj)}.__dlpack_device__() returned {dev!r}, not a (device type, device id) pair")
+    return device
+
+
+def lazy_bits(obj: Any) -> str | None:
+    """A PyTorch tensor whose memory does not hold its values (the lazy negation or conjugation bit: its DLPack
+    export shows the memory as it is, so the values would come out negated): what it carries, or None."""
+    for test, what in (("is_neg", "negation"), ("is_conj", "conjugation")):
+        f = getattr(obj, test, None)
+        if callable(f) and type(obj).__module__.startswith("torch"):
+            try:
+                if f():
+                    return f"PyTorch's lazy {what} bit (its memory holds the values before the {what})"
+            except Exception:  # noqa: BLE001 - not PyTorch's method after all
+                return None
+    return None
+
+
+def resolved(obj: Any) -> Any:
+    """``obj`` with PyTorch's lazy negation/conjugation applied (a copy), or ``obj`` itself."""
+    if lazy_bits(obj) is None:
+        return obj
+    return obj.resolve_neg().resolve_conj()
 
 
 def take(obj: Any, stream: Any = None) -> Imported:
@@ -265,7 +294,9 @@ def take(obj: Any, stream: Any = None) -> Imported:
         capsule = obj.__dlpack__(**kwargs)
     versioned = bool(_api.PyCapsule_IsValid(capsule, _NAME_V))
     if not versioned and not _api.PyCapsule_IsValid(capsule, _NAME):
-        raise TypeError(f"{type(obj).__name__}.__dlpack__() returned no unused DLPack capsule")
+        what = "a used DLPack capsule (one that was taken already)" if any(
+            _api.PyCapsule_IsValid(capsule, n) for n in (_USED, _USED_V)) else f"a {type(capsule).__name__}"
+        raise TypeError(f"{kind(obj)}.__dlpack__() returned {what}, not an unused DLPack capsule")
     address = _api.PyCapsule_GetPointer(capsule, _NAME_V if versioned else _NAME)
     if versioned:
         m = DLManagedTensorVersioned.from_address(address)
@@ -282,9 +313,18 @@ def take(obj: Any, stream: Any = None) -> Imported:
     imp.capsule, imp.managed, imp.deleter, imp.producer = capsule, address, m.deleter, obj
     t = m.dl_tensor
     try:
+        if not 0 <= t.ndim <= 64 or (t.ndim and not t.shape):
+            raise BufferError(f"{kind(obj)}.__dlpack__() returned an invalid DLPack tensor: ndim {t.ndim}"
+                              + (" with no shape" if t.ndim > 0 else ""))
         imp.shape = tuple(int(t.shape[i]) for i in range(t.ndim))
+        if any(d < 0 for d in imp.shape):
+            raise BufferError(f"{kind(obj)}.__dlpack__() returned an invalid DLPack tensor: negative shape "
+                              f"{imp.shape}")
         imp.strides = None if not t.strides else tuple(int(t.strides[i]) for i in range(t.ndim))
         imp.data = (t.data or 0) + int(t.byte_offset)
+        if not imp.data and 0 not in imp.shape:
+            raise BufferError(f"{kind(obj)}.__dlpack__() returned an invalid DLPack tensor: no data for shape "
+                              f"{imp.shape}")
         imp.device = (int(t.device.device_type), int(t.device.device_id))
         imp.read_only = read_only
         imp.dtype = np_dtype(t.dtype.code, t.dtype.bits, t.dtype.lanes)
@@ -293,6 +333,29 @@ def take(obj: Any, stream: Any = None) -> Imported:
         imp.close()
         raise
     return imp
+
+
+#: a fix for what PyTorch's DLPack export refuses, by the words of its message
+_TORCH_FIXES = (("require gradient", "pass .detach()"), ("layout other than torch.strided", "pass .to_dense()"),
+                ("device type meta", "a meta tensor has no data: make it on a real device"))
+
+
+def named(entry: str, param: str, obj: Any, take: Any) -> Any:
+    """``take()``, with what a DLPack producer refuses or gets wrong (an unsupported dtype, a tensor needing
+    grad, a broken ``__dlpack__``) raised again naming the entry point and the parameter."""
+    try:
+        return take()
+    except (TypeError, ValueError, BufferError, IndexError, RuntimeError, NotImplementedError) as e:
+        message = str(e)
+        name = entry if entry.endswith(")") else f"{entry}()"
+        if message.startswith(name):   # named already (a wrong rank, say)
+            raise
+        fix = next((f"; {f}" for word, f in _TORCH_FIXES if word in message), "")
+        if "has no Futhark equivalent" in message:
+            fix = "; convert it first (e.g. .to(torch.float32), .astype(np.float32), .real)"
+        cls = type(e) if type(e) in (TypeError, ValueError, BufferError) else BufferError
+        raise cls(f"{name}: parameter {param!r}: the {kind(obj)} cannot be taken through DLPack: "
+                  f"{message}{fix}") from e
 
 
 # --------------------------------------------------------------------------- Futhark arrays out
@@ -368,11 +431,21 @@ def export(arr: Any, stream: Any = None, max_version: Any = None, dl_device: Any
         ctx.sync()
     versioned = max_version is not None and int(max_version[0]) >= 1
     from . import aliases
+    read_only = aliases.is_read_only(arr)
+    if read_only and not versioned:
+        raise BufferError("this array may share memory its owner made read-only (a read-only NumPy array or DLPack "
+                          "tensor passed in), and a legacy DLPack capsule (a consumer that asked for no max_version) "
+                          "cannot say read-only; use a consumer of DLPack >= 1.0 (NumPy >= 2.1, PyTorch >= 2.4), "
+                          "__dlpack__(copy=True) or .numpy() for a copy")
     with ctx._lock:
         data = ctx.raw_pointer(arr)
         release = ctx.hold_export(arr)
     aliases.mark_shared(arr, "its memory was exported through DLPack and may be another library's tensor now")
-    return make_capsule(data, arr.shape, arr.dtype, device, versioned, owner=arr, release=release)
+    # the export outlives arr.free() and close(): it holds, besides the array, what keeps the memory that arr may
+    # alias alive (another library's tensor, through arr's own keep-alive or its alias group)
+    owner = (arr, arr._keepalive, arr._alias.root() if arr._alias is not None else None)
+    return make_capsule(data, arr.shape, arr.dtype, device, versioned, owner=owner, release=release,
+                        read_only=read_only)
 
 
 # --------------------------------------------------------------------------- producers in
@@ -384,6 +457,7 @@ def is_producer(obj: Any) -> bool:
 
 def host_view(obj: Any) -> np.ndarray:
     """The producer's data as a NumPy array: a view of CPU memory, a copy of device memory."""
+    obj = resolved(obj)
     dev = device_of(obj)
     if dev[0] in (kDLCPU, kDLCUDAHost):
         return np.from_dlpack(obj)
@@ -417,19 +491,34 @@ def same_memory(home: tuple[int, int] | None, dev: tuple[int, int]) -> bool:
     return dev[0] in (kDLCUDA, kDLCUDAManaged) and dev[1] == home[1]
 
 
-def wrap(ctx: Any, t: Any, obj: Any, what: str) -> tuple[Any, str | None]:
+def consumer_stream(dev: tuple[int, int]) -> int | None:
+    """The ``stream`` argument futhark-lab passes to ``__dlpack__`` for memory on ``dev``: 1 (the legacy default
+    stream, which the producer's work is ordered before) on CUDA, None elsewhere."""
+    return 1 if dev[0] in (kDLCUDA, kDLCUDAManaged) else None
+
+
+def wrap(ctx: Any, t: Any, obj: Any, what: str, imp: Imported | None = None) -> tuple[Any, str | None]:
     """``obj``'s memory as a Futhark array of type ``t`` without copying: (array, None), or (None, why not) where a
-    copy is needed.  A wrong rank raises TypeError naming ``what`` (the entry point and parameter)."""
+    copy is needed.  A wrong rank raises TypeError naming ``what`` (the entry point and parameter).  ``imp``: the
+    capsule already taken from ``obj`` (a producer may hand out only one), which this takes over."""
     from . import aliases
-    dev = device_of(obj)
+    dev = device_of(obj) if imp is None else imp.device
     home = home_device(ctx)
+    why = None
     if not same_memory(home, dev):
         where = "the CPU" if home is None or home[0] == kDLCPU else f"CUDA device {home[1]}"
-        return None, (f"it is on {DEVICE_NAMES.get(dev[0], dev[0])} device {dev[1]} and this {ctx.backend} module's "
-                      f"memory is on {where}")
-    if not (ctx.has_raw and ctx.raw_aliases):
-        return None, f"futhark {ctx.library.build.futhark.version_str} cannot wrap memory (needs >= 0.25.14)"
-    imp = take(obj, None if dev[0] != kDLCUDA and dev[0] != kDLCUDAManaged else 1)
+        why = (f"it is on {DEVICE_NAMES.get(dev[0], dev[0])} device {dev[1]} and this {ctx.backend} module's memory "
+               f"is on {where}")
+    elif not (ctx.has_raw and ctx.raw_aliases):
+        why = f"futhark {ctx.library.build.futhark.version_str} cannot wrap memory (needs >= 0.25.14)"
+    elif lazy_bits(obj):
+        why = f"it carries {lazy_bits(obj)}"
+    if why is not None:
+        if imp is not None:
+            imp.close()
+        return None, why
+    if imp is None:
+        imp = take(obj, consumer_stream(dev))
     if len(imp.shape) != t.rank:
         imp.close()
         raise TypeError(f"{what} expects a rank-{t.rank} {t.dtype} array, got a rank-{len(imp.shape)} "
@@ -449,5 +538,6 @@ def wrap(ctx: Any, t: Any, obj: Any, what: str) -> tuple[Any, str | None]:
         cudadrv.sync_legacy_stream(imp.data)   # the producer's work on stream 1 done before futhark's stream runs
     arr = ctx.new_raw_array(t, imp.data, imp.shape, keepalive=imp)
     # the producer still owns this memory: a consuming entry point gets a copy (runtime.aliases)
-    aliases.mark_shared(arr, f"it wraps the memory of a {kind(obj)} (DLPack) without copying", keep=imp)
+    aliases.mark_shared(arr, f"it wraps the memory of a {kind(obj)} (DLPack) without copying", keep=imp,
+                        read_only=imp.read_only)
     return arr, None

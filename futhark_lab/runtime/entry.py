@@ -201,7 +201,10 @@ class EntryFunction:
             if type(v) is np.ndarray and (v.dtype is dtype or v.dtype == dtype) and v.ndim == rank \
                     and v.flags.c_contiguous:
                 host = v  # the common case, checked first and cheaply
-                if share and v.flags.aligned:
+                if share and not v.flags.aligned:
+                    dlpack.warn_copy(f"{where}: the NumPy array was copied, not shared: it is not aligned to its "
+                                     f"{v.dtype.itemsize}-byte elements")
+                elif share:
                     handle = ctx.handle
                     if handle is None:
                         raise ctx.closed_error(f"{ename}()")
@@ -222,6 +225,10 @@ class EntryFunction:
                 return v._handle()
             elif take_dlpack and dlpack.is_producer(v):
                 return wrapped(module.from_dlpack(v, t, ename, p.name), temps)
+            elif dlpack.is_producer(v) and not (backend == "cuda" and hasattr(v, "__cuda_array_interface__")):
+                # a producer whose memory is not taken as it is (a consuming parameter, a backend that cannot share):
+                # its values through DLPack (PyTorch's lazy negation applied), copied in below
+                host = as_host_array(ename, p.name, t, dlpack.named(ename, p.name, v, lambda: dlpack.host_view(v)))
             elif backend == "cuda" and hasattr(v, "__cuda_array_interface__") and not isinstance(v, np.ndarray):
                 return wrapped(module.from_device(v, t, param=p.name), temps)
             else:
@@ -311,13 +318,22 @@ class EntryFunction:
             return
         sources = [args[j] for j in self._alias_in
                    if isinstance(args[j], FutharkValue) and args[j]._ctx is ctx and args[j]._ptr is not None]
-        shared = None
+        shared, read_only = None, False
+        held = list(keeps) if keeps else []
         if keeps:
             shared = f"it may share memory with the {type(keeps[-1]).__name__} passed to {self.entry.name}()"
-            keep = keeps[0] if len(keeps) == 1 else tuple(keeps)
+            read_only = _read_only(keeps)
+        # a resident input may itself alias another library's memory (a result of an earlier call, a field): the
+        # result keeps that alive too, whatever happens to the input
+        for s in sources:
+            k = s._keepalive
+            if k is not None and not any(k is h for h in held):
+                held.append(k)
+        if held:
+            keep = held[0] if len(held) == 1 else tuple(held)
             for o in outs:
                 o._keepalive = keep   # the other library's memory stays alive while a result may use it
-        aliases.alias_outputs(outs, sources, shared)
+        aliases.alias_outputs(outs, sources, shared, read_only)
 
     def _invoke(self, args: tuple, sync: int) -> Any:
         ctx = self._context
@@ -392,6 +408,12 @@ def _keeps(temps: list) -> list:
     return out
 
 
+def _read_only(keeps: list) -> bool:
+    """Whether any of a call's wrapped inputs is memory its owner lets no one write (a read-only NumPy array, a
+    DLPack capsule flagged read-only): results that may alias it are exported read-only."""
+    return any((type(k) is np.ndarray and not k.flags.writeable) or getattr(k, "read_only", False) for k in keeps)
+
+
 def _alias_lines(fn: EntryFunction, arrays: list[int], wrap: str) -> list[str]:
     """The fast path's return: a nonunique result of array inputs joins their alias group (runtime.aliases).  With
     one array input, all resident, that is inline: take the input's group (made on first use) and count one more
@@ -415,6 +437,8 @@ def _alias_lines(fn: EntryFunction, arrays: list[int], wrap: str) -> list[str]:
             f"                    g = {a}._alias = g.root()",
             "                r._alias = g",
             "                g.live += 1",
+            f"                if {a}._keepalive is not None:   # another library's memory the input may alias",
+            f"                    r._keepalive = {a}._keepalive",
             "                return r",
             f"            self._alias_results([r], ({given}), {keeps})",
             "            return r"]

@@ -48,7 +48,8 @@ class FutharkModule(ModuleBase):
             return data
         if copy:   # memory futhark allocates (a device or host copy), as before DLPack
             if dlpack.is_producer(data):
-                data = dlpack.host_view(data)
+                obj = data
+                data = dlpack.named("array()", "data", obj, lambda: dlpack.host_view(obj))
             elif hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
                 data = _to_host(data)
         if copy is False:
@@ -63,25 +64,29 @@ class FutharkModule(ModuleBase):
             candidates = [t for t in candidates if t.name == futhark_type]
         producer = dlpack.is_producer(data) and not (
             self.backend == "cuda" and not self.context.raw_aliases and hasattr(data, "__cuda_array_interface__"))
-        if producer:
-            imp = dlpack.take(data, 1 if dlpack.device_of(data)[0] in (dlpack.kDLCUDA, dlpack.kDLCUDAManaged)
-                              else None)
+        imp = None
+        if producer:   # taken once (a producer may hand out one capsule only) and passed on to from_dlpack
+            imp = dlpack.named("array()", "data", data, lambda: dlpack.take(data, dlpack.consumer_stream(
+                dlpack.device_of(data))))
             dt, rank = imp.dtype, len(imp.shape)
-            imp.close()
         elif hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
             cai = data.__cuda_array_interface__
             dt, rank = np.dtype(cai["typestr"]), len(cai["shape"])
         else:
             data = np.asarray(data)
+            if not data.dtype.isnative:   # big-endian data: the native dtype, copied below (as entry points do)
+                data = data.astype(data.dtype.newbyteorder("="))
             dt, rank = data.dtype, data.ndim
         match = [t for t in candidates if t.rank == rank and t.dtype == dt]
         if not match:
+            if imp is not None:
+                imp.close()
             have = ", ".join(sorted(t.name for t in candidates)) or "none"
             raise TypeError(f"this program has no array type of rank {rank} and dtype {dt} "
                             f"(its array types: {have})")
         t = match[0]
         if producer and not copy:
-            return self.from_dlpack(data, t, "array()", "data")
+            return self.from_dlpack(data, t, "array()", "data", imp=imp)
         if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
             return self.from_device(data, t)
         if self.backend in dlpack.HOST_BACKENDS and not copy:
@@ -92,16 +97,19 @@ class FutharkModule(ModuleBase):
         self.context.sync()  # the copy from the host buffer is asynchronous; the buffer may go after this
         return arr
 
-    def from_dlpack(self, obj: Any, t: ArrayType, entry: str = "array()", param: str = "data") -> FutharkArray:
+    def from_dlpack(self, obj: Any, t: ArrayType, entry: str = "array()", param: str = "data",
+                    imp: dlpack.Imported | None = None) -> FutharkArray:
         """A DLPack producer (PyTorch, JAX, CuPy...) as a Futhark array of type ``t``: its memory, shared, where
         this context can use it as it is; otherwise a copy, with a DLPackCopyWarning saying why (not for host data
-        going to a GPU, which every host input does)."""
+        going to a GPU, which every host input does).  What the producer refuses or gets wrong is raised naming
+        ``entry`` and ``param``.  ``imp``: its capsule, already taken."""
         ctx = self.context
         name = entry if entry.endswith(")") else f"{entry}()"
-        arr, why = dlpack.wrap(ctx, t, obj, f"{name}: parameter {param!r}")
+        where = f"{name}: parameter {param!r}"
+        arr, why = dlpack.named(name, param, obj, lambda: dlpack.wrap(ctx, t, obj, where, imp))
         if arr is not None:
             return arr
-        host = as_host_array(name[:-2], param, t, dlpack.host_view(obj))
+        host = as_host_array(name[:-2], param, t, dlpack.named(name, param, obj, lambda: dlpack.host_view(obj)))
         home = dlpack.home_device(ctx)
         if not (home is not None and home[0] != dlpack.kDLCPU
                 and dlpack.device_of(obj)[0] in (dlpack.kDLCPU, dlpack.kDLCUDAHost)):
@@ -199,7 +207,8 @@ def share_numpy(ctx: Any, t: ArrayType, data: np.ndarray, what: str) -> FutharkA
                          f"{'C-contiguous' if not data.flags.c_contiguous else 'aligned'}")
         return None
     arr = ctx.new_raw_array(t, data.ctypes.data, data.shape, keepalive=data)
-    aliases.mark_shared(arr, "it wraps the memory of a NumPy array without copying", keep=data)
+    aliases.mark_shared(arr, "it wraps the memory of a NumPy array without copying", keep=data,
+                        read_only=not data.flags.writeable)
     return arr
 
 

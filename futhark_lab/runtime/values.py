@@ -146,7 +146,8 @@ class FutharkArray(FutharkValue):
         if self._ctx.backend != "cuda":
             raise AttributeError("__cuda_array_interface__ exists only for arrays of the cuda backend")
         self._ctx.sync()
-        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.data_ptr(), False),
+        # the second item is the read-only flag: memory taken from a read-only producer stays read-only
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.data_ptr(), aliases.is_read_only(self)),
                 "version": 3, "strides": None}
 
     def __dlpack__(self, *, stream: Any = None, max_version: tuple[int, int] | None = None,
