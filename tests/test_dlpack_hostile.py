@@ -20,7 +20,7 @@ import futhark_lab
 from futhark_lab.runtime import dlpack
 from futhark_lab.runtime.dlpack import DLPackCopyWarning
 
-from .conftest import ROOT, needs_futhark
+from .conftest import ROOT, cpu_backends, needs_futhark
 
 pytestmark = needs_futhark
 
@@ -274,3 +274,19 @@ def test_array_takes_big_endian_data_as_entry_points_do(m):
     be = np.arange(4, dtype=">f4")
     assert m.array(be).numpy().tolist() == [0.0, 1.0, 2.0, 3.0]
     assert float(m.sumf(be)) == 6.0
+
+
+@pytest.mark.parametrize("backend", cpu_backends())
+def test_every_backend_reads_producers_numpy_cannot(backend):
+    """Where memory is copied rather than shared (python, pyopencl, opencl, consuming parameters), a DLPack-only
+    producer still gives its values (it gave an object array) and a negated PyTorch view its negated ones."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # copies warn on c/multicore; OpenCL on a CPU warns too
+        with futhark_lab.compile(SRC, backend=backend) as mod:
+            src = np.arange(4, dtype=np.float32)
+            assert float(mod.sumf(_Producer(src))) == 6.0
+            assert np.asarray(mod.cons(_Producer(src))).tolist() == [100.0, 1.0, 2.0, 3.0]
+            assert np.asarray(mod.array(_Producer(src))).tolist() == [0.0, 1.0, 2.0, 3.0]
+            im = torch.tensor([1 + 2j, 3 + 4j], dtype=torch.complex64).conj().imag
+            assert float(mod.sumf(im)) == -6.0 and np.asarray(mod.array(im)).tolist() == [-2.0, -4.0]
+            assert src.tolist() == [0.0, 1.0, 2.0, 3.0]

@@ -304,8 +304,12 @@ def as_host_array(entry: str, param: str, t: ArrayType, value: Any) -> np.ndarra
         if hasattr(value, "__cuda_array_interface__") and not hasattr(value, "__array__"):
             raise fail(f"a device array ({type(value).__name__}) on a backend that cannot take device memory; "
                        "pass a NumPy array, or use the cuda backend")
+        from . import dlpack
         try:
-            arr = np.asarray(value)
+            if dlpack.is_producer(value) and (not hasattr(value, "__array__") or dlpack.lazy_bits(value)):
+                arr = dlpack.host_view(value)   # DLPack-only, or PyTorch's lazy negation to apply
+            else:
+                arr = np.asarray(value)
         except Exception as exc:  # e.g. a CUDA tensor's __array__ refusing
             raise fail(f"{type(value).__name__} that NumPy cannot read ({exc})") from None
         weak = isinstance(value, (list, tuple))
