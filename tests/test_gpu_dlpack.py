@@ -149,3 +149,35 @@ def test_cpu_tensor_to_cuda_is_copied_quietly_and_cuda_tensor_to_c_with_a_warnin
     with futhark_lab.compile(SRC, backend="c") as c, \
             pytest.warns(dlpack.DLPackCopyWarning, match="CUDA device 0.*CPU"):
             assert c.total(torch.arange(4, dtype=torch.float64, device="cuda")) == 6.0
+
+
+def test_values_derived_from_results_keep_the_tensor_alive():
+    """A result of a result of a CUDA tensor keeps that tensor's memory (as on the CPU: tests/test_dlpack_hostile),
+    and an export of it outlives free() and close(): run in a child, so a use after free fails the test."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from .conftest import ROOT
+    code = textwrap.dedent(f"""
+        import sys, gc
+        sys.path.insert(0, {str(ROOT)!r})
+        import numpy as np, torch, futhark_lab
+        m = futhark_lab.compile({SRC!r}, backend="cuda")
+        n = 1 << 22
+        ref = (np.arange(n) % 4).astype(np.float64)
+        t = torch.from_numpy(ref.copy()).cuda()
+        r1 = m.id1(t); del t
+        r2 = m.id1(r1); del r1
+        fa = m.array(torch.from_numpy(ref.copy()).cuda())
+        view = torch.from_dlpack(m.id1(fa)); del fa
+        gc.collect(); torch.cuda.empty_cache()
+        junk = [torch.full((n,), 7.0, dtype=torch.float64, device="cuda") for _ in range(8)]
+        print(np.array_equal(r2.numpy(), ref), m.total(r2) == 1.5 * n)
+        m.close()
+        junk += [torch.full((n,), 7.0, dtype=torch.float64, device="cuda") for _ in range(8)]
+        print(np.array_equal(view.cpu().numpy(), ref))
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"child died (rc {p.returncode}):\n{p.stdout}\n{p.stderr[-3000:]}"
+    assert p.stdout.split() == ["True", "True", "True"], p.stdout
