@@ -1,6 +1,11 @@
 """Kernel time apart from launch and synchronisation latency: CUDA events around a call, in the library's own
 stream, behind a lead kernel (``runtime.cudadrv.LeadKernel``, nvbench's blocking kernel) so that the host's launch
 latency is not inside the span; and k back-to-back launches with one synchronisation.
+
+The call's result is held until the end event has completed, as the libraries' own examples hold their outputs:
+PyCUDA frees a ``GPUArray`` with ``cuMemFree``, which waits for the device, so a result dropped inside the span put
+that wait and the free there (a 10^6 f32 ReductionKernel on an H200: 102 us span with the free, 37 us without;
+results/h200-peers/pycuda_span.txt).
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ class TorchEventTimer:
     def time(self, fn: Callable[[], Any]) -> float:
         t0 = self.lead.before(self._torch.cuda.current_stream().cuda_stream)
         self.start.record()
-        fn()
+        out = fn()                       # held past the end event: freeing it is not the call's work
         self.end.record()
         self.lead.after(t0)
         self.end.synchronize()
+        del out
         return self.start.elapsed_time(self.end) / 1e3
 
 
@@ -48,10 +54,11 @@ class CupyEventTimer:
     def time(self, fn: Callable[[], Any]) -> float:
         t0 = self.lead.before(self._cupy.cuda.get_current_stream().ptr)
         self.start.record()
-        fn()
+        out = fn()                       # held past the end event: freeing it is not the call's work
         self.end.record()
         self.lead.after(t0)
         self.end.synchronize()
+        del out
         return self._cupy.cuda.get_elapsed_time(self.start, self.end) / 1e3
 
 
@@ -71,10 +78,11 @@ class NumbaEventTimer:
     def time(self, fn: Callable[[], Any]) -> float:
         t0 = self.lead.before()          # Numba's events and launches use the default stream
         self.start.record()
-        fn()
+        out = fn()                       # held past the end event: freeing it is not the call's work
         self.end.record()
         self.lead.after(t0)
         self.end.synchronize()
+        del out
         return self._cuda.event_elapsed_time(self.start, self.end) / 1e3
 
 
@@ -89,10 +97,11 @@ class PycudaEventTimer:
     def time(self, fn: Callable[[], Any]) -> float:
         t0 = self.lead.before()          # PyCUDA's events and launches use the default stream
         self.start.record()
-        fn()
+        out = fn()                       # held past the end event: freeing it is not the call's work
         self.end.record()
         self.lead.after(t0)
         self.end.synchronize()
+        del out
         return self.start.time_till(self.end) / 1e3
 
 

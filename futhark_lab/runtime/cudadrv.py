@@ -230,13 +230,14 @@ class EventTimer:
         with _Current(self.ctx):
             t0 = self.lead.before()
             _check(lib.cuEventRecord(self.start, None), "cuEventRecord")
-        fn()
+        out = fn()   # held past the end event: freeing the result is not the call's work (measure.devicetime)
         with _Current(self.ctx):
             _check(lib.cuEventRecord(self.end, None), "cuEventRecord")
             self.lead.after(t0)
             _check(lib.cuEventSynchronize(self.end), "cuEventSynchronize")
             ms = ctypes.c_float()
             _check(lib.cuEventElapsedTime(ctypes.byref(ms), self.start, self.end), "cuEventElapsedTime")
+        del out
         return ms.value / 1e3
 
     def close(self) -> None:
