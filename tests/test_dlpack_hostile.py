@@ -290,3 +290,14 @@ def test_every_backend_reads_producers_numpy_cannot(backend):
             im = torch.tensor([1 + 2j, 3 + 4j], dtype=torch.complex64).conj().imag
             assert float(mod.sumf(im)) == -6.0 and np.asarray(mod.array(im)).tolist() == [-2.0, -4.0]
             assert src.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_deleted_jax_array_is_named_as_deleted(m):
+    pytest.importorskip("jax")
+    import jax.numpy as jnp
+    j = jnp.arange(4, dtype=jnp.float32)
+    j.delete()
+    for call, where in ((m.sumf, r"sumf\(\): parameter 'xs'"), (m.array, r"array\(\): parameter 'data'"),
+                        (m.cons, r"cons\(\): parameter 'xs'")):
+        with pytest.raises((TypeError, ValueError, BufferError), match=f"{where}.*jaxlib.*has been deleted"):
+            call(j)

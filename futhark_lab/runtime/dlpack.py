@@ -351,6 +351,13 @@ def named(entry: str, param: str, obj: Any, take: Any) -> Any:
         if message.startswith(name):   # named already (a wrong rank, say)
             raise
         fix = next((f"; {f}" for word, f in _TORCH_FIXES if word in message), "")
+        deleted = getattr(obj, "is_deleted", None)
+        if callable(deleted):
+            try:
+                if deleted():
+                    message, fix = "the array has been deleted (its buffer was freed: .delete() or donation)", ""
+            except Exception:  # noqa: BLE001 - a method of that name that means something else
+                pass
         if "has no Futhark equivalent" in message:
             fix = "; convert it first (e.g. .to(torch.float32), .astype(np.float32), .real)"
         cls = type(e) if type(e) in (TypeError, ValueError, BufferError) else BufferError
