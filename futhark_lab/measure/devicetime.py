@@ -4,8 +4,8 @@ latency is not inside the span; and k back-to-back launches with one synchronisa
 
 The call's result is held until the end event has completed, as the libraries' own examples hold their outputs:
 PyCUDA frees a ``GPUArray`` with ``cuMemFree``, which waits for the device, so a result dropped inside the span put
-that wait and the free there (a 10^6 f32 ReductionKernel on an H200: 102 us span with the free, 37 us without;
-results/h200-peers/pycuda_span.txt).
+that wait and the free there (a 10^6 f32 ReductionKernel on an H200: median spans of 100-104 us with the free, 37-38 us
+without; results/h200-peers/pycuda_span.txt).
 """
 
 from __future__ import annotations
