@@ -462,6 +462,12 @@ def is_producer(obj: Any) -> bool:
     return hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.ndarray)
 
 
+def read_through_dlpack(obj: Any) -> bool:
+    """Whether ``obj``'s values must be read through DLPack rather than ``np.asarray``: a producer NumPy cannot read
+    (no ``__array__``), or a PyTorch view whose lazy negation ``np.asarray`` would refuse."""
+    return is_producer(obj) and (not hasattr(obj, "__array__") or lazy_bits(obj) is not None)
+
+
 def host_view(obj: Any) -> np.ndarray:
     """The producer's data as a NumPy array: a view of CPU memory, a copy of device memory."""
     obj = resolved(obj)
@@ -518,8 +524,8 @@ def wrap(ctx: Any, t: Any, obj: Any, what: str, imp: Imported | None = None) -> 
                f"is on {where}")
     elif not (ctx.has_raw and ctx.raw_aliases):
         why = f"futhark {ctx.library.build.futhark.version_str} cannot wrap memory (needs >= 0.25.14)"
-    elif lazy_bits(obj):
-        why = f"it carries {lazy_bits(obj)}"
+    elif (bits := lazy_bits(obj)) is not None:
+        why = f"it carries {bits}"
     if why is not None:
         if imp is not None:
             imp.close()

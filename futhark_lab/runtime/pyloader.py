@@ -432,8 +432,8 @@ class PyFutharkModule(ModuleBase):
             from .dlpack import refusal
             raise BufferError(f"array(copy=False): the {self.backend} backend always copies; {refusal(self.backend)}")
         from . import dlpack
-        if dlpack.is_producer(data) and (not hasattr(data, "__array__") or dlpack.lazy_bits(data)):
-            obj = data   # DLPack-only, or PyTorch's lazy negation to apply
+        if dlpack.read_through_dlpack(data):
+            obj = data
             data = dlpack.named("array()", "data", obj, lambda: dlpack.host_view(obj))
         data = np.array(data, order="C", copy=True)  # owned: a unique parameter may update it in place
         if not self.context.alive:

@@ -306,10 +306,7 @@ def as_host_array(entry: str, param: str, t: ArrayType, value: Any) -> np.ndarra
                        "pass a NumPy array, or use the cuda backend")
         from . import dlpack
         try:
-            if dlpack.is_producer(value) and (not hasattr(value, "__array__") or dlpack.lazy_bits(value)):
-                arr = dlpack.host_view(value)   # DLPack-only, or PyTorch's lazy negation to apply
-            else:
-                arr = np.asarray(value)
+            arr = dlpack.host_view(value) if dlpack.read_through_dlpack(value) else np.asarray(value)
         except Exception as exc:  # e.g. a CUDA tensor's __array__ refusing
             raise fail(f"{type(value).__name__} that NumPy cannot read ({exc})") from None
         weak = isinstance(value, (list, tuple))
